@@ -1,0 +1,32 @@
+// The audit pipeline on one image: toolstack view (as save does) + guest view → worker pool → report.
+import type { GuestImage } from '../image/guest-image.js';
+import { readGuestView } from '../guest/guest-view.js';
+import { mapP2m, type ToolstackMethod } from '../toolstack/toolstack-view.js';
+import { buildReport, type AuditReport } from '../report/classify.js';
+import { auditInProcess, runAudit, type AuditRanges } from './run-audit.js';
+import type { GuestView, ToolstackView } from './leaf-map.js';
+
+export interface AuditImageOptions {
+  /** worker threads; 0 = on the calling thread */
+  jobs: number;
+  method?: ToolstackMethod;
+  onProgress?: (doneLeaves: number, totalLeaves: number) => void;
+}
+
+export interface AuditOutcome {
+  report: AuditReport;
+  tool: ToolstackView;
+  guest: GuestView;
+  audit: AuditRanges;
+}
+
+export async function auditImage(img: GuestImage, opts: AuditImageOptions): Promise<AuditOutcome> {
+  const tool = mapP2m(img, { method: opts.method });
+  const guest = readGuestView(img);
+  const audit =
+    opts.jobs === 0 || !img.path
+      ? auditInProcess(img, tool, guest, { onProgress: opts.onProgress })
+      : await runAudit(img, tool, guest, { jobs: opts.jobs, onProgress: opts.onProgress });
+  const report = buildReport({ img, tool, guest, ranges: audit.ranges });
+  return { report, tool, guest, audit };
+}

@@ -1,0 +1,316 @@
+// Per-leaf comparison of the guest's p2m against the save side's view (ARCHITECTURE.md
+// "Classification"): for one leaf page (512 pfns) it decides, pfn by pfn, which class each pfn falls
+// in and emits run-length ranges. Pure and synchronous: the worker (workers/audit-worker.ts) and the
+// in-process path (run-audit.ts auditInProcess) both drive it through `classifyShard`, so the two give
+// identical ranges by construction.
+//
+// Entries are u64 little-endian, read as (lo, hi) u32 words: INVALID_P2M_ENTRY = both words all ones,
+// hi bit 31 = FOREIGN_FRAME_BIT, hi bit 30 = IDENTITY_FRAME_BIT, mfn = (hi & FRAME_HI_MASK)·2^32 + lo.
+// The toolstack (x86_pv_pfn_to_gfn + Xen's getpageframeinfo) has no mfn for any entry with bit 62 or 63
+// set (INVALID has both), so "toolstack invalid" is simply `hi & (IDENTITY_FRAME_HI | FOREIGN_FRAME_HI)`.
+//
+// Cost model: a memcmp (Buffer.compare) per leaf first; entries are decoded only where the pages
+// differ or carry markers. No allocation per entry (ranges are appended to a growable Float64Array).
+import {
+  FOREIGN_FRAME_HI,
+  IDENTITY_FRAME_HI,
+  INVALID_P2M_ENTRY_WORD,
+  P2M_ENTRY_SIZE,
+  P2M_PER_PAGE,
+  PAGE_SIZE,
+} from '../xen/abi.js';
+import {
+  GuestLeaf,
+  PfnClass,
+  PFN_CLASS_NAMES,
+  ToolLeaf,
+  type ClassRange,
+  type GuestLeafKind,
+  type PfnClassCode,
+} from './leaf-map.js';
+
+/** Byte offset of the high word inside one little-endian entry. */
+const HI_WORD_OFFSET = P2M_ENTRY_SIZE / 2;
+/** High-word bits that make an entry "not an mfn" for the toolstack (bit 62 identity, bit 63 foreign/INVALID). */
+export const TOOL_INVALID_HI = (IDENTITY_FRAME_HI | FOREIGN_FRAME_HI) >>> 0;
+/** Numbers per range in the flat Float64Array form: [start, end, cls]. */
+export const RANGE_TRIPLE = 3;
+const INITIAL_SINK_RANGES = 64;
+
+/** A leaf page whose 512 entries are all INVALID_P2M_ENTRY (p2m_missing / p2m_identity contents). */
+export const ALL_INVALID_PAGE: Buffer = Buffer.alloc(PAGE_SIZE, 0xff);
+
+/**
+ * Run-length class ranges [start, end) in ascending pfn order, stored flat as Float64Array triples.
+ * `add` merges with the previous range when it is contiguous and of the same class.
+ */
+export class RangeSink {
+  private data: Float64Array;
+  private n = 0;
+
+  constructor(initialRanges = INITIAL_SINK_RANGES) {
+    this.data = new Float64Array(Math.max(1, initialRanges) * RANGE_TRIPLE);
+  }
+
+  /** number of ranges held */
+  get count(): number {
+    return this.n;
+  }
+
+  add(start: number, end: number, cls: number): void {
+    if (end <= start) return;
+    const d = this.data;
+    if (this.n > 0) {
+      const last = (this.n - 1) * RANGE_TRIPLE;
+      if (d[last + 1] === start && d[last + 2] === cls) {
+        d[last + 1] = end;
+        return;
+      }
+    }
+    let at = this.n * RANGE_TRIPLE;
+    if (at + RANGE_TRIPLE > d.length) {
+      const grown = new Float64Array(d.length * 2);
+      grown.set(d);
+      this.data = grown;
+    }
+    const w = this.data;
+    w[at++] = start;
+    w[at++] = end;
+    w[at] = cls;
+    this.n++;
+  }
+
+  /** Append ranges given as flat triples (a worker's result), merging at the seam. */
+  addTriples(triples: Float64Array): void {
+    for (let i = 0; i + RANGE_TRIPLE <= triples.length; i += RANGE_TRIPLE) {
+      this.add(triples[i]!, triples[i + 1]!, triples[i + 2]!);
+    }
+  }
+
+  /** A fresh, exactly sized copy of the triples (safe to transfer to another thread). */
+  toFloat64Array(): Float64Array {
+    return this.data.slice(0, this.n * RANGE_TRIPLE);
+  }
+
+  toRanges(): ClassRange[] {
+    return triplesToRanges(this.data, this.n);
+  }
+}
+
+/** Flat [start, end, cls] triples → ClassRange objects (class codes → names). */
+export function triplesToRanges(triples: Float64Array, count = Math.floor(triples.length / RANGE_TRIPLE)): ClassRange[] {
+  const out: ClassRange[] = new Array(count);
+  for (let r = 0; r < count; r++) {
+    const i = r * RANGE_TRIPLE;
+    const code = triples[i + 2]!;
+    const cls = PFN_CLASS_NAMES[code];
+    if (cls === undefined) throw new Error(`range ${r}: unknown class code ${code}`);
+    out[r] = { start: triples[i]!, end: triples[i + 1]!, cls };
+  }
+  return out;
+}
+
+/** The guest side of one leaf. `page` is needed only for kind PAGE (null there = unreadable). */
+export interface GuestLeafInput {
+  kind: GuestLeafKind;
+  page: Buffer | null;
+}
+
+/** The toolstack side of one leaf: `code` ≥ 0 = a location (page given), or a ToolLeaf.* code. */
+export interface ToolLeafInput {
+  code: number;
+  page: Buffer | null;
+  /** both views name the same frame: the pages are equal without a memcmp */
+  samePage: boolean;
+}
+
+/** True when every entry's high word is 0: plain RAM with mfn < 2^32, no markers, no INVALID. */
+function allHiWordsZero(page: Buffer): boolean {
+  for (let off = HI_WORD_OFFSET; off < PAGE_SIZE; off += P2M_ENTRY_SIZE) {
+    if (page.readUInt32LE(off) !== 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Classify the 512 pfns of the leaf starting at `firstPfn` and append the ranges to `out`.
+ * `tBoundPfn` is the toolstack bound (a count: pfns < tBoundPfn are covered by its walk).
+ *
+ * Rules (g = guest entry, t = toolstack entry):
+ *  - guest leaf PAGE with no page → unreadable (whole leaf);
+ *  - g foreign → foreign (t not consulted);
+ *  - g identity (bit 62, or guest leaf IDENTITY) / g missing (INVALID, or guest leaf MISSING):
+ *    not covered (pfn ≥ bound, BEYOND, SHARED_MISSING) or t invalid → identity / missing, t an mfn → stale;
+ *  - g RAM(m): not covered → uncovered; t invalid → lost; t ≠ m → mismatch; else ram;
+ *  - a covered pfn whose t is needed but the tool page is absent (ABSENT, or no page) → unreadable.
+ */
+export function classifyLeaf(
+  firstPfn: number,
+  g: GuestLeafInput,
+  t: ToolLeafInput,
+  tBoundPfn: number,
+  out: RangeSink,
+): void {
+  const end = firstPfn + P2M_PER_PAGE;
+  if (g.kind === GuestLeaf.PAGE && g.page === null) {
+    out.add(firstPfn, end, PfnClass.UNREADABLE);
+    return;
+  }
+  const notCovered = t.code === ToolLeaf.BEYOND || t.code === ToolLeaf.SHARED_MISSING;
+  // pfns [firstPfn, coveredEnd) are inside the toolstack's reach for this leaf
+  const coveredEnd = notCovered ? firstPfn : Math.min(end, Math.max(firstPfn, tBoundPfn));
+  const tPage = t.code >= 0 ? t.page : null;
+  const tAbsent = !notCovered && tPage === null; // ABSENT, or a location whose page could not be read
+
+  if (g.kind !== GuestLeaf.PAGE) {
+    const benign: PfnClassCode = g.kind === GuestLeaf.IDENTITY ? PfnClass.IDENTITY : PfnClass.MISSING;
+    if (coveredEnd === firstPfn || (tPage !== null && Buffer.compare(tPage, ALL_INVALID_PAGE) === 0)) {
+      out.add(firstPfn, end, benign);
+      return;
+    }
+    if (tAbsent) {
+      out.add(firstPfn, coveredEnd, PfnClass.UNREADABLE);
+      out.add(coveredEnd, end, benign);
+      return;
+    }
+    const tp = tPage!;
+    const n = coveredEnd - firstPfn;
+    let runStart = firstPfn;
+    let runCls: number = -1;
+    for (let i = 0, hiOff = HI_WORD_OFFSET; i < n; i++, hiOff += P2M_ENTRY_SIZE) {
+      const cls = (tp.readUInt32LE(hiOff) & TOOL_INVALID_HI) !== 0 ? benign : PfnClass.STALE;
+      if (cls !== runCls) {
+        if (runCls >= 0) out.add(runStart, firstPfn + i, runCls);
+        runStart = firstPfn + i;
+        runCls = cls;
+      }
+    }
+    if (runCls >= 0) out.add(runStart, coveredEnd, runCls);
+    out.add(coveredEnd, end, benign);
+    return;
+  }
+
+  const gp = g.page!;
+  // Fast paths: a leaf of plain RAM entries (every high word 0) equal on both sides, or not covered at all.
+  if (coveredEnd === firstPfn || (tPage !== null && (t.samePage || Buffer.compare(gp, tPage) === 0))) {
+    if (allHiWordsZero(gp)) {
+      out.add(firstPfn, coveredEnd, PfnClass.RAM);
+      out.add(coveredEnd, end, PfnClass.UNCOVERED);
+      return;
+    }
+  }
+
+  let runStart = firstPfn;
+  let runCls: number = -1;
+  for (let i = 0, off = 0; i < P2M_PER_PAGE; i++, off += P2M_ENTRY_SIZE) {
+    const pfn = firstPfn + i;
+    const glo = gp.readUInt32LE(off);
+    const ghi = gp.readUInt32LE(off + HI_WORD_OFFSET);
+    let cls: number;
+    // guest-side type: benign code for identity/missing, or RAM
+    let gBenign: number = -1;
+    if (glo === INVALID_P2M_ENTRY_WORD && ghi === INVALID_P2M_ENTRY_WORD) gBenign = PfnClass.MISSING;
+    else if ((ghi & FOREIGN_FRAME_HI) !== 0) gBenign = PfnClass.FOREIGN;
+    else if ((ghi & IDENTITY_FRAME_HI) !== 0) gBenign = PfnClass.IDENTITY;
+
+    if (gBenign === PfnClass.FOREIGN) {
+      cls = PfnClass.FOREIGN;
+    } else if (pfn >= coveredEnd) {
+      cls = gBenign >= 0 ? gBenign : PfnClass.UNCOVERED;
+    } else if (tAbsent) {
+      cls = PfnClass.UNREADABLE;
+    } else {
+      const tlo = tPage!.readUInt32LE(off);
+      const thi = tPage!.readUInt32LE(off + HI_WORD_OFFSET);
+      const tInvalid = (thi & TOOL_INVALID_HI) !== 0;
+      if (gBenign >= 0) cls = tInvalid ? gBenign : PfnClass.STALE;
+      else if (tInvalid) cls = PfnClass.LOST;
+      else if (tlo !== glo || thi !== ghi) cls = PfnClass.MISMATCH;
+      else cls = PfnClass.RAM;
+    }
+    if (cls !== runCls) {
+      if (runCls >= 0) out.add(runStart, pfn, runCls);
+      runStart = pfn;
+      runCls = cls;
+    }
+  }
+  out.add(runStart, end, runCls);
+}
+
+/**
+ * One shard's leaves, as the main thread hands them over. Locations are file offsets (worker) or
+ * frame numbers (in process); a negative guest location means "no page"; a negative tool location
+ * is a ToolLeaf.* code.
+ */
+export interface ShardLeaves {
+  firstLeaf: number;
+  /** per leaf of the shard (index 0 = firstLeaf): GuestLeaf.* */
+  gKinds: Uint8Array;
+  gLocs: Float64Array;
+  tLocs: Float64Array;
+  tBoundPfn: number;
+  /** location of the guest's shared p2m_missing / p2m_identity page, −1 when unknown */
+  missingLoc: number;
+  identityLoc: number;
+}
+
+/** Where the pages come from. A returned buffer must stay valid until the next call for the same side. */
+export interface LeafPageSource {
+  guestPage(leafIndex: number, loc: number): Buffer | null;
+  toolPage(leafIndex: number, loc: number): Buffer | null;
+}
+
+const UNKNOWN = -1;
+const NO = 0;
+const YES = 1;
+
+/** Run classifyLeaf over every leaf of a shard (shared by the worker and auditInProcess). */
+export function classifyShard(sh: ShardLeaves, src: LeafPageSource, out: RangeSink): void {
+  const g: GuestLeafInput = { kind: GuestLeaf.PAGE, page: null };
+  const t: ToolLeafInput = { code: ToolLeaf.BEYOND, page: null, samePage: false };
+  // Whether the shared missing / identity page (as the toolstack reaches it) is all INVALID: read once.
+  let missingAllInvalid = UNKNOWN;
+  let identityAllInvalid = UNKNOWN;
+  const n = sh.gKinds.length;
+  for (let i = 0; i < n; i++) {
+    const firstPfn = (sh.firstLeaf + i) * P2M_PER_PAGE;
+    const kind = sh.gKinds[i]! as GuestLeafKind;
+    const gLoc = sh.gLocs[i]!;
+    const tLoc = sh.tLocs[i]!;
+    g.kind = kind;
+    g.page = null;
+    t.code = tLoc;
+    t.page = null;
+    t.samePage = false;
+    if (kind === GuestLeaf.PAGE) {
+      g.page = gLoc >= 0 ? src.guestPage(i, gLoc) : null;
+      if (g.page === null) {
+        classifyLeaf(firstPfn, g, t, sh.tBoundPfn, out);
+        continue;
+      }
+    }
+    const needTool = tLoc >= 0 && firstPfn < sh.tBoundPfn;
+    if (!needTool) {
+      // not covered (or a code): the page is never consulted
+    } else if (kind === GuestLeaf.PAGE && gLoc === tLoc) {
+      t.page = g.page;
+      t.samePage = true;
+    } else if (kind !== GuestLeaf.PAGE && (tLoc === sh.missingLoc || tLoc === sh.identityLoc)) {
+      const isMissing = tLoc === sh.missingLoc;
+      const known = isMissing ? missingAllInvalid : identityAllInvalid;
+      if (known === YES) {
+        t.page = ALL_INVALID_PAGE;
+      } else {
+        t.page = src.toolPage(i, tLoc);
+        if (known === UNKNOWN && t.page !== null) {
+          const v = Buffer.compare(t.page, ALL_INVALID_PAGE) === 0 ? YES : NO;
+          if (isMissing) missingAllInvalid = v;
+          else identityAllInvalid = v;
+        }
+      }
+    } else {
+      t.page = src.toolPage(i, tLoc);
+    }
+    classifyLeaf(firstPfn, g, t, sh.tBoundPfn, out);
+  }
+}

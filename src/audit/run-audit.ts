@@ -1,0 +1,218 @@
+// The audit driver (ARCHITECTURE.md "Shard planner + workers"): models the page-by-page comparison of
+// the guest's own p2m (GuestView) with the save side's view (ToolstackView) over one GuestImage.
+// The main thread turns both views into per-leaf locations (frames → file offsets, or ToolLeaf codes),
+// cuts the leaves into shards, has a piscina pool of workers (workers/audit-worker.ts) classify them,
+// and merges the run-length ranges in pfn order. `auditInProcess` runs the same per-leaf loop on the
+// calling thread through GuestImage.readFrame (tests, in-memory images, tiny guests).
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { GuestImage } from '../image/guest-image.js';
+import { P2M_PER_PAGE, PAGE_SIZE } from '../xen/abi.js';
+import { classifyShard, RangeSink, type LeafPageSource } from './compare-leaf.js';
+import { GuestLeaf, ToolLeaf, type ClassRange, type GuestView, type ToolstackView } from './leaf-map.js';
+import { planShards, type Shard } from './shard-plan.js';
+import type { AuditTask } from '../../workers/audit-worker.js';
+
+/** Merged result of an audit: class ranges [start, end) covering pfns [0, endPfn) in order. */
+export interface AuditRanges {
+  ranges: ClassRange[];
+  /** audited pfns: [0, endPfn), endPfn = leaves · 512 */
+  endPfn: number;
+  leaves: number;
+  /** the toolstack bound used (a count; 0 when its walk failed) */
+  tBoundPfn: number;
+  shards: number;
+  /** worker threads used (0 = in process) */
+  threads: number;
+}
+
+export interface AuditOptions {
+  jobs: number;
+  onProgress?: (doneLeaves: number, totalLeaves: number) => void;
+}
+
+/**
+ * Per-leaf inputs of the whole audit, in the image's frame space. Guest frames are −1 where the leaf
+ * has no private page; tool entries are a frame (≥ 0) or a ToolLeaf.* code.
+ */
+export interface LeafPlan {
+  leaves: number;
+  tBoundPfn: number;
+  gKinds: Uint8Array;
+  gFrames: Float64Array;
+  tFrames: Float64Array;
+  missingFrame: number;
+  identityFrame: number;
+}
+
+/** Audit range = max(guest leaves, toolstack leaves); guest leaves past limitPfn read as `guest.beyond`. */
+export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
+  if (guest.limitPfn % P2M_PER_PAGE !== 0) {
+    throw new Error(`guest view: limitPfn ${guest.limitPfn} is not a multiple of ${P2M_PER_PAGE}`);
+  }
+  const gLeaves = guest.limitPfn / P2M_PER_PAGE;
+  const walkOk = tool.failure === null && tool.maxPfn >= 0;
+  const tLeaves = walkOk ? tool.leafFrames.length : 0;
+  const leaves = Math.max(gLeaves, tLeaves);
+  const beyondKind = guest.beyond === 'identity' ? GuestLeaf.IDENTITY : GuestLeaf.MISSING;
+  const gKinds = new Uint8Array(leaves);
+  const gFrames = new Float64Array(leaves).fill(-1);
+  const tFrames = new Float64Array(leaves).fill(ToolLeaf.BEYOND);
+  for (let k = 0; k < leaves; k++) {
+    const kind = k < gLeaves ? guest.kinds[k]! : beyondKind;
+    gKinds[k] = kind;
+    if (kind === GuestLeaf.PAGE) gFrames[k] = guest.leafFrames[k]!;
+    if (k < tLeaves) {
+      const f = tool.leafFrames[k]!;
+      if (f < 0) tFrames[k] = ToolLeaf.ABSENT;
+      else if (kind === GuestLeaf.PAGE && guest.missingFrame >= 0 && f === guest.missingFrame) tFrames[k] = ToolLeaf.SHARED_MISSING;
+      else tFrames[k] = f;
+    }
+  }
+  return {
+    leaves,
+    tBoundPfn: walkOk ? tool.maxPfn + 1 : 0,
+    gKinds,
+    gFrames,
+    tFrames,
+    missingFrame: guest.missingFrame,
+    identityFrame: guest.identityFrame,
+  };
+}
+
+function offsetOf(img: GuestImage, frame: number): number {
+  return frame >= 0 ? img.frameOffset(frame) : -1;
+}
+
+/** The worker's task for one shard: frames → file offsets (absent tool frames → ToolLeaf.ABSENT). */
+export function shardTask(img: GuestImage, plan: LeafPlan, shard: Shard): AuditTask {
+  const n = shard.endLeaf - shard.firstLeaf;
+  const gOffsets = new Float64Array(n);
+  const tOffsets = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = shard.firstLeaf + i;
+    gOffsets[i] = offsetOf(img, plan.gFrames[k]!);
+    const tf = plan.tFrames[k]!;
+    if (tf < 0) tOffsets[i] = tf;
+    else {
+      const off = img.frameOffset(tf);
+      tOffsets[i] = off >= 0 ? off : ToolLeaf.ABSENT;
+    }
+  }
+  return {
+    path: img.path,
+    shard: shard.index,
+    firstLeaf: shard.firstLeaf,
+    gKinds: plan.gKinds.slice(shard.firstLeaf, shard.endLeaf), // slice, not subarray: clones only this shard
+    gOffsets,
+    tOffsets,
+    tBoundPfn: plan.tBoundPfn,
+    missingOffset: offsetOf(img, plan.missingFrame),
+    identityOffset: offsetOf(img, plan.identityFrame),
+  };
+}
+
+/** Compiled layout: dist/src/audit/run-audit.js → dist/workers/audit-worker.js; from TS source → <repo>/dist/…. */
+export function auditWorkerPath(): string {
+  const here = import.meta.url;
+  const rel = here.endsWith('.ts') ? '../../dist/workers/audit-worker.js' : '../../workers/audit-worker.js';
+  return fileURLToPath(new URL(rel, here));
+}
+
+function describeShard(s: Shard): string {
+  const first = s.firstLeaf * P2M_PER_PAGE;
+  const last = s.endLeaf * P2M_PER_PAGE - 1;
+  return `audit shard ${s.index} (leaves ${s.firstLeaf}-${s.endLeaf - 1}, pfns 0x${first.toString(16)}-0x${last.toString(16)})`;
+}
+
+/** Audit through the worker pool (jobs ≥ 1 threads; jobs = 1 still uses one worker thread). */
+export async function runAudit(img: GuestImage, tool: ToolstackView, guest: GuestView, opts: AuditOptions): Promise<AuditRanges> {
+  const jobs = opts.jobs;
+  if (!Number.isInteger(jobs) || jobs < 1) throw new RangeError(`--jobs must be an integer ≥ 1, got ${jobs}`);
+  if (!img.path) throw new Error('runAudit needs a file-backed image (path is empty); use auditInProcess');
+  const plan = planLeaves(tool, guest);
+  const shards = planShards(plan.leaves, jobs);
+  const threads = Math.max(1, Math.min(jobs, shards.length));
+  const result: AuditRanges = { ranges: [], endPfn: plan.leaves * P2M_PER_PAGE, leaves: plan.leaves, tBoundPfn: plan.tBoundPfn, shards: shards.length, threads };
+  if (shards.length === 0) return result;
+  const workerPath = auditWorkerPath();
+  if (!fs.existsSync(workerPath)) throw new Error(`audit worker not built: ${workerPath} is missing (run npm run build)`);
+
+  const pool = new Piscina<AuditTask, Float64Array>({ filename: workerPath, minThreads: threads, maxThreads: threads });
+  let done = 0;
+  try {
+    const parts = await Promise.all(
+      shards.map((s) =>
+        pool.run(shardTask(img, plan, s)).then(
+          (triples) => {
+            done += s.endLeaf - s.firstLeaf;
+            opts.onProgress?.(done, plan.leaves);
+            return triples;
+          },
+          (err: unknown) => {
+            const msg = err instanceof Error ? err.message : String(err);
+            throw new Error(`${describeShard(s)} of ${img.path} failed: ${msg}`, { cause: err });
+          },
+        ),
+      ),
+    );
+    const sink = new RangeSink();
+    for (const p of parts) sink.addTriples(p);
+    result.ranges = sink.toRanges();
+    return result;
+  } finally {
+    await pool.destroy();
+  }
+}
+
+/** Pages through GuestImage.readFrame, copied into own buffers (readFrame may reuse its scratch page). */
+class ImageFrameSource implements LeafPageSource {
+  private readonly gBuf = Buffer.alloc(PAGE_SIZE);
+  private readonly tBuf = Buffer.alloc(PAGE_SIZE);
+  constructor(private readonly img: GuestImage) {}
+  guestPage(_i: number, frame: number): Buffer | null {
+    const p = this.img.readFrame(frame);
+    if (p === null || p.length < PAGE_SIZE) return null;
+    p.copy(this.gBuf, 0, 0, PAGE_SIZE);
+    return this.gBuf;
+  }
+  toolPage(_i: number, frame: number): Buffer | null {
+    const p = this.img.readFrame(frame);
+    if (p === null || p.length < PAGE_SIZE) return null;
+    p.copy(this.tBuf, 0, 0, PAGE_SIZE);
+    return this.tBuf;
+  }
+}
+
+/** The same per-leaf classification on the calling thread, reading frames with img.readFrame. */
+export function auditInProcess(
+  img: GuestImage,
+  tool: ToolstackView,
+  guest: GuestView,
+  opts: { onProgress?: (doneLeaves: number, totalLeaves: number) => void } = {},
+): AuditRanges {
+  const plan = planLeaves(tool, guest);
+  const shards = planShards(plan.leaves, 1);
+  const src = new ImageFrameSource(img);
+  const sink = new RangeSink();
+  let done = 0;
+  for (const s of shards) {
+    classifyShard(
+      {
+        firstLeaf: s.firstLeaf,
+        gKinds: plan.gKinds.subarray(s.firstLeaf, s.endLeaf),
+        gLocs: plan.gFrames.subarray(s.firstLeaf, s.endLeaf),
+        tLocs: plan.tFrames.subarray(s.firstLeaf, s.endLeaf),
+        tBoundPfn: plan.tBoundPfn,
+        missingLoc: plan.missingFrame,
+        identityLoc: plan.identityFrame,
+      },
+      src,
+      sink,
+    );
+    done += s.endLeaf - s.firstLeaf;
+    opts.onProgress?.(done, plan.leaves);
+  }
+  return { ranges: sink.toRanges(), endPfn: plan.leaves * P2M_PER_PAGE, leaves: plan.leaves, tBoundPfn: plan.tBoundPfn, shards: shards.length, threads: 0 };
+}

@@ -1,0 +1,292 @@
+#!/usr/bin/env node
+// p2m-audit command line: wires options to the pipeline (ARCHITECTURE.md "CLI"). No logic lives here.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { auditImage } from './audit/audit-image.js';
+import { InputError } from './image/guest-image.js';
+import { openImage } from './image/open-image.js';
+import { computeDom0Pages, parseDom0Mem } from './input/dom0-mem.js';
+import { parseE820 } from './input/e820.js';
+import { emulate } from './kernel/emulate.js';
+import { findProfile, profileIds, PROFILES } from './kernel/profiles.js';
+import { writeEmulatedP2ms } from './kernel/snapshot.js';
+import { EXIT_INPUT_ERROR } from './report/classify.js';
+import { inspectImage, renderInspect } from './report/inspect.js';
+import { renderJson } from './report/json.js';
+import { renderText } from './report/text.js';
+import { collectFiles, scanFile, type ScanResult } from './scan/scan.js';
+
+/** Exit code for a bug in p2m-audit itself (never for bad input). */
+const EXIT_INTERNAL = 4;
+
+function parseJobs(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('expected a whole number of worker threads from 1 to 256');
+  return n;
+}
+
+function parseCount(v: string): number {
+  const n = /^0x[0-9a-f]+$/i.test(v) ? Number.parseInt(v.slice(2), 16) : /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a page count (decimal or 0x-hex), > 0');
+  return n;
+}
+
+function parseSeed(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new InvalidArgumentError('expected an integer seed from 0 to 4294967295');
+  return n;
+}
+
+function collectConfig(v: string, prev: Record<string, string>): Record<string, string> {
+  const m = /^(?:CONFIG_)?([A-Z0-9_]+)=(.*)$/.exec(v);
+  if (!m) throw new InvalidArgumentError('expected SYMBOL=VALUE, e.g. XEN_MEMORY_HOTPLUG_LIMIT=512');
+  return { ...prev, [`CONFIG_${m[1]}`]: m[2]! };
+}
+
+function readText(file: string, what: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(`${file}: cannot read ${what} (${code === 'ENOENT' ? 'no such file' : code ?? String(e)})`);
+  }
+}
+
+/** A progress line on stderr, only when it is a terminal. */
+function progress(label: string): ((done: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let last = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (done < total && now - last < 100) return;
+    last = now;
+    const pct = total ? Math.floor((done / total) * 100) : 100;
+    process.stderr.write(`\r${label}: ${pct}% (${done}/${total} leaf pages)${done >= total ? '\n' : ''}`);
+  };
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    const sa = fs.statSync(a);
+    const sb = fs.statSync(b);
+    return sa.ino === sb.ino && sa.dev === sb.dev;
+  } catch {
+    return path.resolve(a) === path.resolve(b);
+  }
+}
+
+interface EmulateOpts {
+  profile: string;
+  e820: string;
+  dom0Mem?: string;
+  nrPages?: number;
+  maxPages?: number;
+  seed: number;
+  config: Record<string, string>;
+  output?: string;
+  format: string;
+  force?: boolean;
+  audit?: boolean;
+  json?: boolean;
+  jobs: number;
+}
+
+async function cmdEmulate(o: EmulateOpts): Promise<number> {
+  const profile = findProfile(o.profile);
+  if (!profile) throw new InputError(`--profile ${o.profile}: unknown profile; expected one of ${profileIds().join(', ')}`);
+  if (!o.output && !o.audit) throw new InputError('emulate: give -o FILE to write the guest, or --audit to audit it at once');
+  const hostE820 = parseE820(readText(o.e820, 'the e820 map'), o.e820);
+  let nrPages = o.nrPages;
+  let maxPages = o.maxPages;
+  const notes: string[] = [];
+  if (o.dom0Mem !== undefined || nrPages === undefined) {
+    const spec = o.dom0Mem !== undefined ? parseDom0Mem(o.dom0Mem) : null;
+    const pages = computeDom0Pages(spec, hostE820);
+    nrPages ??= pages.nrPages;
+    maxPages ??= pages.maxPages;
+    notes.push(...pages.notes);
+  }
+  maxPages ??= nrPages;
+  if (o.output && fs.existsSync(o.output)) {
+    if (sameFile(o.output, o.e820)) throw new InputError(`${o.output}: is the input e820 file; refusing to write over an input`);
+    if (!o.force) throw new InputError(`${o.output}: already exists (use --force to replace it)`);
+  }
+  let guest;
+  try {
+    guest = emulate({ profile, hostE820, nrPages, maxPages, seed: o.seed, config: o.config, dom0Mem: o.dom0Mem });
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`emulation of ${profile.id} failed: ${(e as Error).message}`);
+  }
+  const outPath = o.output ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-audit-')), 'guest.p2ms');
+  if (o.format !== 'p2ms') throw new InputError(`--format ${o.format}: only p2ms is supported by this build`);
+  const written = writeEmulatedP2ms(guest.image, outPath, { overwrite: true });
+  if (!o.audit) {
+    if (o.json) {
+      process.stdout.write(JSON.stringify({ schema: 'p2m-audit/emulate@1', file: outPath, format: o.format, frames: written.frames, profile: profile.id, nrPages, maxPages, kernelMaxPfn: guest.facts.kernelMaxPfn, messages: guest.facts.messages, notes }, null, 2) + '\n');
+    } else {
+      process.stdout.write(`wrote ${outPath}: ${profile.id}, nr_pages 0x${nrPages.toString(16)}, max pages 0x${maxPages.toString(16)}, ${written.frames} frames\n`);
+      for (const m of guest.facts.messages) process.stdout.write(`  | ${m}\n`);
+    }
+    return 0;
+  }
+  try {
+    return await auditFile(outPath, { json: o.json, jobs: o.jobs });
+  } finally {
+    if (!o.output) fs.rmSync(path.dirname(outPath), { recursive: true, force: true });
+  }
+}
+
+async function auditFile(file: string, o: { json?: boolean; jobs: number; method?: 'tree' | 'list' }): Promise<number> {
+  const img = openImage(file);
+  try {
+    const { report } = await auditImage(img, { jobs: o.jobs, method: o.method, onProgress: progress(`auditing ${file}`) });
+    process.stdout.write(o.json ? renderJson(report) + '\n' : renderText(report));
+    return report.exitCode;
+  } finally {
+    img.close();
+  }
+}
+
+function scanLine(r: ScanResult): string {
+  if (r.status === 'skipped') return `SKIPPED  ${r.file}  (${r.reason})`;
+  if (r.status === 'error') return `ERROR    ${r.file}  ${r.reason}`;
+  const fatal = r.fatalPages ? `  ${r.fatalPages} pages (${r.fatalMib} MiB) at risk` : '';
+  return `${r.verdict!.padEnd(8)} ${r.file}  [${r.format}]${fatal}`;
+}
+
+async function cmdScan(paths: string[], o: { json?: boolean; jobs: number }): Promise<number> {
+  const files = collectFiles(paths);
+  const results: ScanResult[] = [];
+  for (const f of files) {
+    const r = await scanFile(f, o.jobs);
+    results.push(r);
+    process.stdout.write((o.json ? JSON.stringify(r) : scanLine(r)) + '\n');
+  }
+  const audited = results.filter((r) => r.status === 'audited');
+  const count = (v: string) => audited.filter((r) => r.verdict === v).length;
+  const errors = results.filter((r) => r.status === 'error');
+  if (!o.json) {
+    const totalFatal = audited.reduce((s, r) => s + (r.fatalMib ?? 0), 0);
+    process.stdout.write(
+      `\nsummary: ${files.length} files, ${audited.length} audited (CLEAN ${count('CLEAN')}, WARN ${count('WARN')}, FATAL ${count('FATAL')}, ERROR ${count('ERROR')}), ` +
+        `${results.length - audited.length - errors.length} skipped, ${errors.length} unreadable; ${totalFatal.toFixed(1)} MiB at risk in all\n`,
+    );
+    const worst = audited.filter((r) => r.fatalPages).sort((a, b) => b.fatalPages! - a.fatalPages!);
+    for (const r of worst.slice(0, 10)) process.stdout.write(`  worst: ${r.fatalMib} MiB  ${r.file}\n`);
+    for (const r of errors) process.stdout.write(`  error: ${r.reason}\n`);
+  }
+  if (errors.length || count('ERROR')) return EXIT_INPUT_ERROR;
+  if (count('FATAL')) return 1;
+  if (count('WARN')) return 3;
+  return 0;
+}
+
+function build(): Command {
+  const program = new Command();
+  program
+    .name('p2m-audit')
+    .description(
+      'Audits a Xen PV guest\'s pfn→mfn map (P2M) the way save/restore, migration, xl dump-core and crash see it,\n' +
+        'and emulates dom0/domU boots of Linux kernel profiles to predict it without a Xen host.',
+    )
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 clean (benign differences only), 1 fatal (RAM the toolstack would lose or misread),
+            2 usage or input error, 3 warnings only, 4 internal error.
+
+Example (the OVM/UEK 3.8.13 dom0 case):
+  p2m-audit emulate --profile linux-3.8.13-backport --e820 host-e820.txt --dom0-mem 1g,max:1g -o dom0.p2ms
+  p2m-audit audit dom0.p2ms`,
+    )
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('emulate')
+    .description('boot a PV guest of a kernel profile on a host e820 map and write the resulting guest (or audit it at once)')
+    .requiredOption('--profile <id>', `kernel profile (${profileIds().join(', ')}; see "p2m-audit profiles")`)
+    .requiredOption('--e820 <file>', "host memory map: Xen's '(XEN) A - B (type)' or '[A, B] (type)' lines, Linux 'BIOS-e820:'/'Xen:' lines, or a JSON list")
+    .option('--dom0-mem <spec>', "Xen's dom0_mem= value, e.g. 1g,max:1g, -512M, min:1g (no suffix = KiB)")
+    .option('--nr-pages <n>', 'start_info.nr_pages directly (overrides --dom0-mem)', parseCount)
+    .option('--max-pages <n>', "dom0's maximum reservation (d->max_pages) directly", parseCount)
+    .option('--seed <n>', 'seed for machine-frame assignment', parseSeed, 1)
+    .option('--config <SYMBOL=VALUE>', 'kernel config symbol (repeatable), e.g. XEN_BALLOON_MEMORY_HOTPLUG_LIMIT=0', collectConfig, {})
+    .option('-o, --output <file>', 'write the emulated guest here')
+    .addOption(new Option('--format <fmt>', 'output format').choices(['p2ms']).default('p2ms'))
+    .option('--force', 'replace an existing output file')
+    .option('--audit', 'audit the emulated guest at once (exit code as for audit)')
+    .option('--json', 'JSON output')
+    .option('--jobs <n>', 'worker threads for --audit', parseJobs, Math.max(1, os.availableParallelism()))
+    .action(async (o: EmulateOpts) => {
+      process.exitCode = await cmdEmulate(o);
+    });
+
+  program
+    .command('audit <file>')
+    .description('compare the toolstack view (as save/restore walks it) with the guest\'s own p2m, page by page, and classify every difference')
+    .option('--json', 'JSON output (schema p2m-audit/audit@1, see docs/json-report.md)')
+    .option('--jobs <n>', 'worker threads', parseJobs, Math.max(1, os.availableParallelism()))
+    .addOption(new Option('--method <m>', 'force the toolstack walk: tree (frame list, as crash and Xen < 4.7) or list (linear p2m)').choices(['tree', 'list']))
+    .action(async (file: string, o: { json?: boolean; jobs: number; method?: 'tree' | 'list' }) => {
+      process.exitCode = await auditFile(file, o);
+    });
+
+  program
+    .command('inspect <file>')
+    .description('show what an image contains: format, frame space, shared_info arch fields, cr3, symbols, boot facts')
+    .option('--json', 'JSON output')
+    .action((file: string, o: { json?: boolean }) => {
+      const img = openImage(file);
+      try {
+        const info = inspectImage(img);
+        process.stdout.write(o.json ? JSON.stringify(info, null, 2) + '\n' : renderInspect(info));
+      } finally {
+        img.close();
+      }
+    });
+
+  program
+    .command('scan <paths...>')
+    .description('audit every image under the given files/directories (detected by content; others are skipped)')
+    .option('--json', 'JSON lines, one per file')
+    .option('--jobs <n>', 'worker threads per audit', parseJobs, Math.max(1, os.availableParallelism()))
+    .action(async (paths: string[], o: { json?: boolean; jobs: number }) => {
+      process.exitCode = await cmdScan(paths, o);
+    });
+
+  program
+    .command('profiles')
+    .description('list the kernel profiles the emulator knows')
+    .option('--json', 'JSON output')
+    .action((o: { json?: boolean }) => {
+      if (o.json) process.stdout.write(JSON.stringify(PROFILES.map((p) => ({ id: p.id, layout: p.layout, summary: p.summary, source: p.source, defaults: p.defaults })), null, 2) + '\n');
+      else for (const p of PROFILES) process.stdout.write(`${p.id.padEnd(28)} ${p.summary}\n`);
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = build();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and version are not errors; commander already printed its message
+      return e.exitCode === 0 ? 0 : EXIT_INPUT_ERROR;
+    }
+    if (e instanceof InputError) {
+      process.stderr.write(`p2m-audit: ${e.message}\n`);
+      return EXIT_INPUT_ERROR;
+    }
+    process.stderr.write(`p2m-audit: internal error: ${(e as Error)?.message ?? String(e)}\n`);
+    return EXIT_INTERNAL;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;

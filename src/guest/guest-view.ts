@@ -1,0 +1,211 @@
+// The guest's own p2m, found the way the kernel finds it: through its symbols and page tables
+// (arch/x86/xen/p2m.c: the p2m_top tree of ≤ 3.18, the xen_p2m_addr linear list of ≥ 3.19; crash's
+// x86_64 Xen p2m handling reads the same variables). Output: leaf-page locations, never entry copies.
+import { GuestLeaf, type GuestView, type KernelVars } from '../audit/leaf-map.js';
+import { InputError, type GuestImage } from '../image/guest-image.js';
+import { isWalkFailure, readVirtU64, translate, walkRange, type FrameReader } from '../image/pagewalk.js';
+import {
+  P2M_MID_PER_PAGE,
+  P2M_PER_PAGE,
+  P2M_PFNS_PER_TOP,
+  P2M_TOP_PER_PAGE,
+  PAGE_OFFSET_LEGACY,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  START_INFO_NR_PAGES_OFFSET,
+  hex,
+} from '../xen/abi.js';
+
+/** A FrameReader that remembers every frame it handed out. */
+function recording(img: GuestImage, seen: Set<number>): FrameReader {
+  return {
+    readFrame(frame: number): Buffer | null {
+      seen.add(frame);
+      return img.readFrame(frame);
+    },
+  };
+}
+
+class SymbolReader {
+  constructor(
+    private readonly img: GuestImage,
+    readonly reader: FrameReader,
+    readonly cr3Frame: number,
+  ) {}
+
+  has(name: string): boolean {
+    return this.img.symbols.has(name);
+  }
+
+  /** u64 at a symbol, or undefined when the symbol is absent or its page unreadable */
+  u64(name: string): bigint | undefined {
+    const va = this.img.symbols.get(name);
+    if (va === undefined) return undefined;
+    const v = readVirtU64(this.reader, this.cr3Frame, va);
+    return typeof v === 'bigint' ? v : undefined;
+  }
+
+  /** u64 at a symbol that must be readable */
+  need(name: string): bigint {
+    const va = this.img.symbols.get(name);
+    if (va === undefined) throw new InputError(`${this.where()}: kernel symbol ${name} is missing (give --system-map)`);
+    const v = readVirtU64(this.reader, this.cr3Frame, va);
+    if (typeof v !== 'bigint') throw new InputError(`${this.where()}: cannot read ${name} at ${hex(va)}: ${v.error}`);
+    return v;
+  }
+
+  /** frame holding the page a kernel pointer points to, or -1 */
+  frameOfVa(va: bigint): number {
+    const t = translate(this.reader, this.cr3Frame, va);
+    return isWalkFailure(t) ? -1 : t.frame;
+  }
+
+  u64At(va: bigint): bigint | undefined {
+    const v = readVirtU64(this.reader, this.cr3Frame, va);
+    return typeof v === 'bigint' ? v : undefined;
+  }
+
+  where(): string {
+    return this.img.path || '<image>';
+  }
+}
+
+const num = (v: bigint | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+
+function readVars(s: SymbolReader): KernelVars {
+  const vars: KernelVars = {
+    maxPfn: num(s.u64('max_pfn')),
+    xenMaxP2mPfn: num(s.u64('xen_max_p2m_pfn')),
+    xenP2mSize: num(s.u64('xen_p2m_size')),
+    xenP2mLastPfn: num(s.u64('xen_p2m_last_pfn')),
+    p2mAddr: s.u64('xen_p2m_addr'),
+  };
+  const si = s.u64('xen_start_info');
+  if (si !== undefined && si !== 0n) vars.nrPages = num(s.u64At(si + BigInt(START_INFO_NR_PAGES_OFFSET)));
+  // page_offset_base is a variable from 4.9 (KASLR) on; older kernels use the constant
+  vars.pageOffset = s.u64('page_offset_base') ?? PAGE_OFFSET_LEGACY;
+  return vars;
+}
+
+/** Read the guest's p2m layout. Throws InputError when the image lacks what the walk needs. */
+export function readGuestView(img: GuestImage): GuestView {
+  const seen = new Set<number>();
+  const reader = recording(img, seen);
+  const cr3Frame = Number(img.cr3 >> BigInt(PAGE_SHIFT));
+  const s = new SymbolReader(img, reader, cr3Frame);
+  if (img.symbols.size === 0) throw new InputError(`${s.where()}: the image carries no kernel symbols (give --system-map)`);
+  const vars = readVars(s);
+  let view: GuestView;
+  if (s.has('xen_p2m_addr')) view = readLinear(s, vars);
+  else if (s.has('p2m_top')) view = readTree(s, vars);
+  else throw new InputError(`${s.where()}: no p2m symbols found (need xen_p2m_addr for Linux ≥ 3.19 or p2m_top for ≤ 3.18)`);
+  view.structureFrames = seen;
+  return view;
+}
+
+function readLinear(s: SymbolReader, vars: KernelVars): GuestView {
+  const p2mAddr = s.need('xen_p2m_addr');
+  // the mapped area spans xen_max_p2m_pfn entries; xen_p2m_size equals it after xen_vmalloc_p2m_tree
+  const size = vars.xenP2mSize ?? vars.xenMaxP2mPfn ?? 0;
+  const limitPfn = Math.ceil(size / P2M_PER_PAGE) * P2M_PER_PAGE;
+  const nLeaves = limitPfn / P2M_PER_PAGE;
+  const missingFrame = framePointedBy(s, 'p2m_missing');
+  const identityFrame = framePointedBy(s, 'p2m_identity');
+  const kinds = new Uint8Array(nLeaves);
+  const leafFrames = new Float64Array(nLeaves).fill(-1);
+  const notes: string[] = [`linear p2m list at ${hex(p2mAddr)}, ${hex(size)} entries (xen_p2m_size)`];
+  if (p2mAddr % BigInt(PAGE_SIZE) !== 0n) throw new InputError(`${s.where()}: xen_p2m_addr ${hex(p2mAddr)} is not page aligned`);
+  walkRange(s.reader, s.cr3Frame, p2mAddr, nLeaves, (i, frame) => {
+    leafFrames[i] = frame;
+    if (frame >= 0 && frame === missingFrame) kinds[i] = GuestLeaf.MISSING;
+    else if (frame >= 0 && frame === identityFrame) kinds[i] = GuestLeaf.IDENTITY;
+    else kinds[i] = GuestLeaf.PAGE;
+  });
+  return {
+    layout: 'list',
+    limitPfn,
+    beyond: 'identity',
+    kinds,
+    leafFrames,
+    missingFrame,
+    identityFrame,
+    vars,
+    structureFrames: new Set(),
+    notes,
+  };
+}
+
+function framePointedBy(s: SymbolReader, name: string): number {
+  const ptr = s.u64(name);
+  if (ptr === undefined || ptr === 0n) return -1;
+  return s.frameOfVa(ptr);
+}
+
+/** Read 512 u64 pointers at a kernel VA (a p2m_top or mid page). */
+function readPtrPage(s: SymbolReader, reader: FrameReader, va: bigint): bigint[] | null {
+  const t = translate(reader, s.cr3Frame, va);
+  if (isWalkFailure(t)) return null;
+  const page = reader.readFrame(t.frame);
+  if (!page) return null;
+  const out: bigint[] = new Array<bigint>(P2M_MID_PER_PAGE);
+  for (let i = 0; i < P2M_MID_PER_PAGE; i++) out[i] = page.readBigUInt64LE(i * 8);
+  return out;
+}
+
+function readTree(s: SymbolReader, vars: KernelVars): GuestView {
+  const reader = s.reader;
+  const topVa = s.need('p2m_top');
+  const midMissing = s.need('p2m_mid_missing');
+  const missing = s.need('p2m_missing');
+  const identity = s.need('p2m_identity');
+  const top = readPtrPage(s, reader, topVa);
+  if (!top) throw new InputError(`${s.where()}: p2m_top page at ${hex(topVa)} is not readable`);
+  let lastTop = 0;
+  for (let t = 0; t < P2M_TOP_PER_PAGE; t++) if (top[t] !== midMissing) lastTop = t + 1;
+  const limitPfn = lastTop * P2M_PFNS_PER_TOP;
+  const nLeaves = limitPfn / P2M_PER_PAGE;
+  const kinds = new Uint8Array(nLeaves);
+  const leafFrames = new Float64Array(nLeaves).fill(-1);
+  const missingFrame = s.frameOfVa(missing);
+  const identityFrame = s.frameOfVa(identity);
+  const notes: string[] = [`p2m_top tree at ${hex(topVa)}, ${lastTop} top entr${lastTop === 1 ? 'y' : 'ies'} in use`];
+  for (let t = 0; t < lastTop; t++) {
+    const base = t * P2M_MID_PER_PAGE;
+    if (top[t] === midMissing) {
+      kinds.fill(GuestLeaf.MISSING, base, base + P2M_MID_PER_PAGE);
+      leafFrames.fill(missingFrame, base, base + P2M_MID_PER_PAGE);
+      continue;
+    }
+    const mid = readPtrPage(s, reader, top[t]!);
+    if (!mid) {
+      notes.push(`mid page of top ${t} at ${hex(top[t]!)} is not readable`);
+      kinds.fill(GuestLeaf.PAGE, base, base + P2M_MID_PER_PAGE); // frames stay -1: unreadable
+      continue;
+    }
+    for (let m = 0; m < P2M_MID_PER_PAGE; m++) {
+      const ptr = mid[m]!;
+      if (ptr === missing) {
+        kinds[base + m] = GuestLeaf.MISSING;
+        leafFrames[base + m] = missingFrame;
+      } else if (ptr === identity) {
+        kinds[base + m] = GuestLeaf.IDENTITY;
+        leafFrames[base + m] = identityFrame;
+      } else {
+        kinds[base + m] = GuestLeaf.PAGE;
+        leafFrames[base + m] = s.frameOfVa(ptr);
+      }
+    }
+  }
+  return {
+    layout: 'tree',
+    limitPfn,
+    beyond: 'missing',
+    kinds,
+    leafFrames,
+    missingFrame,
+    identityFrame,
+    vars,
+    structureFrames: new Set(),
+    notes,
+  };
+}

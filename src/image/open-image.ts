@@ -1,0 +1,50 @@
+// Opens any supported image file, detected by content (magic), never by extension.
+import fs from 'node:fs';
+import { InputError, type GuestImage, type ImageFormat } from './guest-image.js';
+import { isP2ms, openP2ms } from './p2ms.js';
+
+/** Bytes read from the start of a file to recognise its format. */
+export const MAGIC_PROBE_BYTES = 64;
+
+export interface DetectedFormat {
+  format: ImageFormat | null;
+  /** what was seen, for messages about unknown files */
+  description: string;
+}
+
+/** Recognise a file's format from its first bytes. */
+export function detectFormat(head: Buffer): DetectedFormat {
+  if (isP2ms(head)) return { format: 'p2ms', description: 'p2m-audit snapshot' };
+  const hex = head.subarray(0, 8).toString('hex');
+  return { format: null, description: head.length === 0 ? 'empty file' : `unrecognised content (first bytes ${hex})` };
+}
+
+export function readHead(path: string): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InputError(`${path}: no such file`);
+    if (code === 'EISDIR') throw new InputError(`${path}: is a directory, expected an image file`);
+    throw new InputError(`${path}: cannot open (${code ?? String(e)})`);
+  }
+  try {
+    const head = Buffer.alloc(MAGIC_PROBE_BYTES);
+    const n = fs.readSync(fd, head, 0, MAGIC_PROBE_BYTES, 0);
+    return head.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Open an image of any supported format. */
+export function openImage(path: string): GuestImage {
+  const d = detectFormat(readHead(path));
+  switch (d.format) {
+    case 'p2ms':
+      return openP2ms(path);
+    default:
+      throw new InputError(`${path}: offset 0: not a supported image (${d.description}); expected a .p2ms snapshot`);
+  }
+}

@@ -1,0 +1,616 @@
+// The native snapshot format `.p2ms` (ARCHITECTURE.md "image layer": a fixed header, a msgpackr
+// metadata block, then 4 KiB-aligned raw frames so a worker reads any frame with one positional read;
+// only the frames the audit needs are stored, so a 1 TiB guest stays a few GiB).
+// Metadata is MessagePack (msgpack.org spec) as produced by msgpackr's `pack` (plain maps, no records).
+//
+// Layout (all integers little-endian; every u64 is written as two u32 words, low word first, and must
+// be ≤ Number.MAX_SAFE_INTEGER):
+//
+//   offset  size  field
+//   0x00    8     magic "P2MSNAP\0"
+//   0x08    4     u32 version (1)
+//   0x0c    4     u32 header length (64)
+//   0x10    8     u64 metadata offset (64: right after the header)
+//   0x18    8     u64 metadata length in bytes
+//   0x20    8     u64 frame-index offset (metadata end rounded up to 8)
+//   0x28    8     u64 frame count C
+//   0x30    8     u64 data offset D (index end rounded up to 4096; a multiple of 4096)
+//   0x38    8     u64 file length (must equal D + C·4096 and the file's real size)
+//
+//   [metadata offset]  msgpack map:
+//       frameSpace  'mfn' | 'pfn'
+//       guestWidth  8
+//       cr3         hex string ("0x…": vCPU 0 ctrlreg[3], raw)
+//       maxFrame    number, or null for Infinity (unknown)
+//       symbols     [name, hex VA string][]
+//       sharedInfo  bin (4096 bytes) or null
+//       bootFacts   BootFacts map or null
+//       createdBy   string
+//     BigInts are stored as 0x-prefixed hex strings; zero padding follows up to the index offset.
+//   [index offset]     C × u64 frame numbers, strictly ascending (raw binary, not msgpack: an
+//                      audit image can need 500k+ entries); zero padding follows up to D.
+//   [D]                C × 4096 bytes: frame k of the index at D + k·4096.
+//
+// Reading validates the header against the file size before allocating anything a length field names.
+import * as fs from 'node:fs';
+import { pack, unpack } from 'msgpackr';
+import { PAGE_SIZE, hex } from '../xen/abi.js';
+import type { ArchSharedInfo, BootFacts, FrameSpace, GuestImage, ImageFormat, SymbolTable } from './guest-image.js';
+import { InputError, parseArchSharedInfo } from './guest-image.js';
+
+export const P2MS_MAGIC: Buffer = Buffer.from('P2MSNAP\0', 'latin1');
+export const P2MS_VERSION = 1;
+
+/** Header geometry (see the layout above). */
+export const P2MS_HEADER_SIZE = 64;
+const OFF_VERSION = 8;
+const OFF_HEADER_LEN = 12;
+const OFF_META_OFFSET = 16;
+const OFF_META_LENGTH = 24;
+const OFF_INDEX_OFFSET = 32;
+const OFF_FRAME_COUNT = 40;
+const OFF_DATA_OFFSET = 48;
+const OFF_FILE_LENGTH = 56;
+/** Bytes of one index entry (u64) and of one u32 word. */
+const INDEX_ENTRY_SIZE = 8;
+const WORD_BYTES = 4;
+const WORD_SCALE = 2 ** 32;
+/** Largest high word of a u64 that keeps the value a safe JS integer (2^53 − 1 >> 32). */
+const SAFE_HI_MAX = Math.floor(Number.MAX_SAFE_INTEGER / WORD_SCALE);
+/** Frames per fs.writeSync when writing, and index entries per read/write chunk. */
+const WRITE_BATCH_FRAMES = 256;
+const INDEX_CHUNK_ENTRIES = 65536;
+/** Guest width the format holds (64-bit guests only). */
+const GUEST_WIDTH_64 = 8;
+/** Longest decoder message quoted in an error. */
+const MAX_QUOTED = 120;
+const U64_LIMIT = 1n << 64n;
+
+export const P2MS_DEFAULT_CREATED_BY = 'p2m-audit';
+
+export interface P2msContent {
+  frameSpace: FrameSpace;
+  guestWidth: number;
+  cr3: bigint;
+  /** highest valid frame number, or Infinity when unknown */
+  maxFrame: number;
+  symbols: SymbolTable;
+  sharedInfo: Buffer | null;
+  bootFacts: BootFacts | null;
+}
+
+/** Magic check for content detection (needs the first 8 bytes). */
+export function isP2ms(head: Buffer): boolean {
+  return head.length >= P2MS_MAGIC.length && head.subarray(0, P2MS_MAGIC.length).equals(P2MS_MAGIC);
+}
+
+// ---- small helpers ------------------------------------------------------------------------------
+function alignUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+function writeU64(buf: Buffer, value: number, at: number): void {
+  buf.writeUInt32LE(value % WORD_SCALE, at);
+  buf.writeUInt32LE(Math.floor(value / WORD_SCALE), at + WORD_BYTES);
+}
+
+/** u64 as a JS number, or null when it does not fit a safe integer. */
+function readU64(buf: Buffer, at: number): number | null {
+  const hi = buf.readUInt32LE(at + WORD_BYTES);
+  if (hi > SAFE_HI_MAX) return null;
+  return hi * WORD_SCALE + buf.readUInt32LE(at);
+}
+
+function writeAll(fd: number, buf: Buffer, position: number): void {
+  let done = 0;
+  while (done < buf.length) {
+    done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
+  }
+}
+
+/** Read exactly buf.length bytes at position; returns the number actually read. */
+function readAt(fd: number, buf: Buffer, position: number, length = buf.length): number {
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, buf, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/** Printable rendering of a few raw bytes ("P2MSNAP\x00"). */
+function showBytes(b: Buffer): string {
+  let s = '';
+  for (const c of b) s += c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c ? String.fromCharCode(c) : '\\x' + c.toString(16).padStart(2, '0');
+  return `"${s}"`;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (v instanceof Uint8Array) return `${v.length} bytes of binary`;
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
+  if (typeof v === 'number' || typeof v === 'boolean') return `${typeof v} ${String(v)}`;
+  return typeof v;
+}
+
+const HEX_RE = /^0x[0-9a-f]+$/i;
+
+function bigToHex(v: bigint): string {
+  return '0x' + v.toString(16);
+}
+
+// ---- writing ------------------------------------------------------------------------------------
+function checkContent(content: P2msContent): void {
+  if (content.frameSpace !== 'mfn' && content.frameSpace !== 'pfn') throw new Error(`writeP2ms: frameSpace ${String(content.frameSpace)} is not 'mfn' or 'pfn'`);
+  if (content.guestWidth !== GUEST_WIDTH_64) throw new Error(`writeP2ms: guest width ${content.guestWidth} is not ${GUEST_WIDTH_64} (only 64-bit guests are stored)`);
+  if (content.cr3 < 0n || content.cr3 >= U64_LIMIT) throw new Error(`writeP2ms: cr3 ${hex(content.cr3)} is not a u64`);
+  if (content.maxFrame !== Infinity && (!Number.isSafeInteger(content.maxFrame) || content.maxFrame < 0)) {
+    throw new Error(`writeP2ms: maxFrame ${content.maxFrame} is not a non-negative integer or Infinity`);
+  }
+  for (const [name, va] of content.symbols) {
+    if (va < 0n || va >= U64_LIMIT) throw new Error(`writeP2ms: symbol ${name} = ${hex(va)} is not a u64`);
+  }
+  if (content.sharedInfo !== null && content.sharedInfo.length !== PAGE_SIZE) {
+    throw new Error(`writeP2ms: sharedInfo is ${content.sharedInfo.length} bytes, expected ${PAGE_SIZE}`);
+  }
+}
+
+function checkFrames(frames: ArrayLike<number>): void {
+  let prev = -1;
+  for (let k = 0; k < frames.length; k++) {
+    const f = frames[k]!;
+    if (!Number.isSafeInteger(f) || f < 0) throw new Error(`writeP2ms: frames[${k}] = ${f} is not a frame number`);
+    if (f <= prev) throw new Error(`writeP2ms: frames[${k}] = ${hex(f)} is not above frames[${k - 1}] = ${hex(prev)}; frames must be ascending and unique`);
+    prev = f;
+  }
+}
+
+/**
+ * Write a snapshot. `frames` are ascending unique frame numbers; read(frame) returns its 4096 bytes (the
+ * buffer may be reused between calls: it is copied at once). Streams to disk with bounded memory
+ * (WRITE_BATCH_FRAMES frames per fs.writeSync), writes `path + '.tmp'`, fsyncs, then renames onto path.
+ * Refuses (InputError) to replace an existing file unless opts.overwrite. Invalid content, frames or
+ * read results throw Error and leave no file behind.
+ */
+export function writeP2ms(
+  path: string,
+  content: P2msContent,
+  frames: ArrayLike<number>,
+  read: (frame: number) => Buffer,
+  opts: { overwrite?: boolean; createdBy?: string } = {},
+): void {
+  checkContent(content);
+  checkFrames(frames);
+  if (!opts.overwrite && fs.existsSync(path)) throw new InputError(`${path}: already exists (refusing to overwrite it)`);
+
+  let bootFacts: Record<string, unknown> | null = null;
+  if (content.bootFacts !== null) {
+    // drop undefined optional fields so the block stays plain msgpack
+    bootFacts = Object.fromEntries(Object.entries(content.bootFacts).filter(([, v]) => v !== undefined));
+  }
+  const meta = pack({
+    frameSpace: content.frameSpace,
+    guestWidth: content.guestWidth,
+    cr3: bigToHex(content.cr3),
+    maxFrame: content.maxFrame === Infinity ? null : content.maxFrame,
+    symbols: [...content.symbols].map(([name, va]) => [name, bigToHex(va)]),
+    sharedInfo: content.sharedInfo,
+    bootFacts,
+    createdBy: opts.createdBy ?? P2MS_DEFAULT_CREATED_BY,
+  });
+
+  const count = frames.length;
+  const metaOffset = P2MS_HEADER_SIZE;
+  const indexOffset = alignUp(metaOffset + meta.length, INDEX_ENTRY_SIZE);
+  const dataOffset = alignUp(indexOffset + count * INDEX_ENTRY_SIZE, PAGE_SIZE);
+  const fileLength = dataOffset + count * PAGE_SIZE;
+
+  const head = Buffer.alloc(indexOffset);
+  P2MS_MAGIC.copy(head, 0);
+  head.writeUInt32LE(P2MS_VERSION, OFF_VERSION);
+  head.writeUInt32LE(P2MS_HEADER_SIZE, OFF_HEADER_LEN);
+  writeU64(head, metaOffset, OFF_META_OFFSET);
+  writeU64(head, meta.length, OFF_META_LENGTH);
+  writeU64(head, indexOffset, OFF_INDEX_OFFSET);
+  writeU64(head, count, OFF_FRAME_COUNT);
+  writeU64(head, dataOffset, OFF_DATA_OFFSET);
+  writeU64(head, fileLength, OFF_FILE_LENGTH);
+  meta.copy(head, metaOffset);
+
+  const tmp = path + '.tmp';
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, 'w');
+  } catch (e) {
+    throw new InputError(`${tmp}: cannot create (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let ok = false;
+  try {
+    writeAll(fd, head, 0);
+    // index, in chunks
+    const chunk = Buffer.alloc(Math.min(count, INDEX_CHUNK_ENTRIES) * INDEX_ENTRY_SIZE);
+    for (let k = 0; k < count; k += INDEX_CHUNK_ENTRIES) {
+      const n = Math.min(INDEX_CHUNK_ENTRIES, count - k);
+      for (let j = 0; j < n; j++) writeU64(chunk, frames[k + j]!, j * INDEX_ENTRY_SIZE);
+      writeAll(fd, chunk.subarray(0, n * INDEX_ENTRY_SIZE), indexOffset + k * INDEX_ENTRY_SIZE);
+    }
+    const indexEnd = indexOffset + count * INDEX_ENTRY_SIZE;
+    if (dataOffset > indexEnd) writeAll(fd, Buffer.alloc(dataOffset - indexEnd), indexEnd);
+    // frames, WRITE_BATCH_FRAMES per write
+    const batch = Buffer.alloc(Math.min(count, WRITE_BATCH_FRAMES) * PAGE_SIZE);
+    for (let k = 0; k < count; k += WRITE_BATCH_FRAMES) {
+      const n = Math.min(WRITE_BATCH_FRAMES, count - k);
+      for (let j = 0; j < n; j++) {
+        const frame = frames[k + j]!;
+        const page = read(frame);
+        if (!Buffer.isBuffer(page) || page.length !== PAGE_SIZE) {
+          throw new Error(`writeP2ms: read(${hex(frame)}) returned ${Buffer.isBuffer(page) ? page.length + ' bytes' : typeof page}, expected ${PAGE_SIZE} bytes`);
+        }
+        page.copy(batch, j * PAGE_SIZE);
+      }
+      writeAll(fd, batch.subarray(0, n * PAGE_SIZE), dataOffset + k * PAGE_SIZE);
+    }
+    fs.fsyncSync(fd);
+    ok = true;
+  } finally {
+    fs.closeSync(fd);
+    if (!ok) fs.rmSync(tmp, { force: true });
+  }
+  if (!opts.overwrite && fs.existsSync(path)) {
+    fs.rmSync(tmp, { force: true });
+    throw new InputError(`${path}: already exists (refusing to overwrite it)`);
+  }
+  try {
+    fs.renameSync(tmp, path);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+// ---- reading ------------------------------------------------------------------------------------
+/** A .p2ms file opened for reading (a GuestImage of format 'p2ms'). */
+export class P2msImage implements GuestImage {
+  readonly format: ImageFormat = 'p2ms';
+  readonly arch: ArchSharedInfo;
+  private fd: number;
+  private readonly page = Buffer.alloc(PAGE_SIZE);
+
+  constructor(
+    readonly path: string,
+    fd: number,
+    readonly frameSpace: FrameSpace,
+    readonly guestWidth: number,
+    readonly sharedInfo: Buffer | null,
+    readonly cr3: bigint,
+    readonly symbols: SymbolTable,
+    readonly bootFacts: BootFacts | null,
+    readonly maxFrame: number,
+    readonly createdBy: string,
+    /** the stored frame numbers, ascending */
+    private readonly index: Float64Array,
+    readonly dataOffset: number,
+  ) {
+    this.fd = fd;
+    this.arch = sharedInfo
+      ? parseArchSharedInfo(sharedInfo)
+      : { maxPfn: 0n, pfnToMfnFrameListList: 0n, nmiReason: 0n, p2mCr3: 0n, p2mVaddr: 0n, p2mGeneration: 0n };
+  }
+
+  /** Position of a frame in the index, or −1 (binary search). */
+  private find(frame: number): number {
+    const idx = this.index;
+    let lo = 0;
+    let hi = idx.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = idx[mid]!;
+      if (v === frame) return mid;
+      if (v < frame) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  frameOffset(frame: number): number {
+    const k = this.find(frame);
+    return k < 0 ? -1 : this.dataOffset + k * PAGE_SIZE;
+  }
+
+  /** The frame's bytes in a buffer owned by this image (overwritten by the next call), or null. */
+  readFrame(frame: number): Buffer | null {
+    if (this.fd < 0) throw new Error(`${this.path}: image is closed`);
+    const off = this.frameOffset(frame);
+    if (off < 0) return null;
+    const n = readAt(this.fd, this.page, off);
+    if (n !== PAGE_SIZE) throw new InputError(`${this.path}: offset ${off}: frame ${hex(frame)} is cut short (${n} of ${PAGE_SIZE} bytes; file changed since it was opened?)`);
+    return this.page;
+  }
+
+  frameCount(): number {
+    return this.index.length;
+  }
+
+  /** The stored frame numbers, ascending (a copy). */
+  frames(): Float64Array {
+    return this.index.slice();
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      fs.closeSync(this.fd);
+      this.fd = -1;
+    }
+  }
+}
+
+interface Header {
+  metaOffset: number;
+  metaLength: number;
+  indexOffset: number;
+  count: number;
+  dataOffset: number;
+  fileLength: number;
+}
+
+function readHeader(path: string, fd: number, size: number): Header {
+  const head = Buffer.alloc(P2MS_HEADER_SIZE);
+  const got = readAt(fd, head, 0, Math.min(size, P2MS_HEADER_SIZE));
+  const magic = head.subarray(0, Math.min(got, P2MS_MAGIC.length));
+  if (!isP2ms(magic)) {
+    throw new InputError(`${path}: offset 0: expected magic ${showBytes(P2MS_MAGIC)}, found ${showBytes(magic)}${got < P2MS_MAGIC.length ? ` (file is ${size} bytes)` : ''}`);
+  }
+  if (got < P2MS_HEADER_SIZE) throw new InputError(`${path}: file is ${size} bytes, shorter than the ${P2MS_HEADER_SIZE}-byte header`);
+  const version = head.readUInt32LE(OFF_VERSION);
+  if (version !== P2MS_VERSION) throw new InputError(`${path}: offset ${OFF_VERSION}: unsupported version ${version}, expected ${P2MS_VERSION}`);
+  const headerLen = head.readUInt32LE(OFF_HEADER_LEN);
+  if (headerLen !== P2MS_HEADER_SIZE) throw new InputError(`${path}: offset ${OFF_HEADER_LEN}: header length ${headerLen}, expected ${P2MS_HEADER_SIZE}`);
+
+  const field = (at: number, name: string): number => {
+    const v = readU64(head, at);
+    if (v === null) throw new InputError(`${path}: offset ${at}: ${name} 0x${head.readBigUInt64LE(at).toString(16)} is beyond 2^53`);
+    return v;
+  };
+  const h: Header = {
+    metaOffset: field(OFF_META_OFFSET, 'metadata offset'),
+    metaLength: field(OFF_META_LENGTH, 'metadata length'),
+    indexOffset: field(OFF_INDEX_OFFSET, 'frame-index offset'),
+    count: field(OFF_FRAME_COUNT, 'frame count'),
+    dataOffset: field(OFF_DATA_OFFSET, 'data offset'),
+    fileLength: field(OFF_FILE_LENGTH, 'file length'),
+  };
+
+  if (h.metaOffset < P2MS_HEADER_SIZE) {
+    throw new InputError(`${path}: offset ${OFF_META_OFFSET}: metadata offset ${h.metaOffset} lies inside the ${P2MS_HEADER_SIZE}-byte header`);
+  }
+  if (h.metaOffset + h.metaLength > h.indexOffset) {
+    throw new InputError(`${path}: offset ${OFF_INDEX_OFFSET}: frame-index offset ${h.indexOffset} is before the metadata end (offset ${h.metaOffset} + length ${h.metaLength})`);
+  }
+  if (h.dataOffset % PAGE_SIZE !== 0) {
+    throw new InputError(`${path}: offset ${OFF_DATA_OFFSET}: data offset ${h.dataOffset} is not a multiple of ${PAGE_SIZE}`);
+  }
+  if (h.count > (h.dataOffset - h.indexOffset) / INDEX_ENTRY_SIZE) {
+    throw new InputError(`${path}: offset ${OFF_DATA_OFFSET}: data offset ${h.dataOffset} is before the frame-index end (offset ${h.indexOffset} + ${h.count} × ${INDEX_ENTRY_SIZE})`);
+  }
+  // Every region lies below dataOffset + count·4096; compare without forming a product that could overflow 2^53.
+  const expected = h.dataOffset + h.count * PAGE_SIZE;
+  if (size < h.dataOffset || (size - h.dataOffset) / PAGE_SIZE < h.count) {
+    throw new InputError(`${path}: truncated: file is ${size} bytes, but data offset ${h.dataOffset} + ${h.count} frames × ${PAGE_SIZE} = ${expected} bytes`);
+  }
+  if (h.fileLength !== expected) {
+    throw new InputError(`${path}: offset ${OFF_FILE_LENGTH}: file length field ${h.fileLength}, expected data offset ${h.dataOffset} + ${h.count} × ${PAGE_SIZE} = ${expected}`);
+  }
+  if (size !== expected) {
+    throw new InputError(`${path}: file is ${size} bytes, longer than the ${expected} bytes its header describes (trailing data)`);
+  }
+  return h;
+}
+
+/** The metadata map after type checks. */
+interface Meta {
+  frameSpace: FrameSpace;
+  guestWidth: number;
+  cr3: bigint;
+  maxFrame: number;
+  symbols: SymbolTable;
+  sharedInfo: Buffer | null;
+  bootFacts: BootFacts | null;
+  createdBy: string;
+}
+
+/** Type checks for metadata values: each throws InputError naming the field. */
+class MetaChecker {
+  constructor(private readonly path: string) {}
+
+  fail(field: string, expected: string, found: unknown): never {
+    throw new InputError(`${this.path}: metadata field "${field}": expected ${expected}, found ${describe(found)}`);
+  }
+  obj(v: unknown, field: string): Record<string, unknown> {
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) this.fail(field, 'a map', v);
+    return v as Record<string, unknown>;
+  }
+  str(v: unknown, field: string): string {
+    if (typeof v !== 'string') this.fail(field, 'a string', v);
+    return v;
+  }
+  num(v: unknown, field: string): number {
+    if (typeof v !== 'number' || Number.isNaN(v)) this.fail(field, 'a number', v);
+    return v;
+  }
+  count(v: unknown, field: string): number {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) this.fail(field, 'a non-negative integer', v);
+    return v;
+  }
+  u64hex(v: unknown, field: string): bigint {
+    if (typeof v !== 'string' || !HEX_RE.test(v)) this.fail(field, 'a hex string ("0x…")', v);
+    const b = BigInt(v);
+    if (b >= U64_LIMIT) this.fail(field, 'a u64', v);
+    return b;
+  }
+  arr(v: unknown, field: string): unknown[] {
+    if (!Array.isArray(v)) this.fail(field, 'an array', v);
+    return v;
+  }
+  range(v: unknown, field: string): { start: number; end: number } {
+    const o = this.obj(v, field);
+    return { start: this.count(o.start, `${field}.start`), end: this.count(o.end, `${field}.end`) };
+  }
+  e820(v: unknown, field: string): BootFacts['hostE820'] {
+    return this.arr(v, field).map((e, k) => {
+      const o = this.obj(e, `${field}[${k}]`);
+      return { addr: this.count(o.addr, `${field}[${k}].addr`), size: this.count(o.size, `${field}[${k}].size`), type: this.count(o.type, `${field}[${k}].type`) };
+    });
+  }
+
+  bootFacts(v: unknown): BootFacts {
+    const f = 'bootFacts';
+    const o = this.obj(v, f);
+    const role = o.role;
+    if (role !== 'dom0' && role !== 'domU') this.fail(`${f}.role`, '"dom0" or "domU"', role);
+    const config = this.obj(o.config, `${f}.config`);
+    for (const [k, val] of Object.entries(config)) this.str(val, `${f}.config.${k}`);
+    // Unknown keys (fields added to BootFacts later) are kept as stored; the known ones are checked.
+    const bf = {
+      ...o,
+      profile: this.str(o.profile, `${f}.profile`),
+      role,
+      hostE820: this.e820(o.hostE820, `${f}.hostE820`),
+      kernelE820: this.e820(o.kernelE820, `${f}.kernelE820`),
+      nrPages: this.count(o.nrPages, `${f}.nrPages`),
+      maxPages: this.count(o.maxPages, `${f}.maxPages`),
+      kernelMaxPfn: this.count(o.kernelMaxPfn, `${f}.kernelMaxPfn`),
+      buildBound: this.count(o.buildBound, `${f}.buildBound`),
+      xenMaxP2mPfnHistory: this.arr(o.xenMaxP2mPfnHistory, `${f}.xenMaxP2mPfnHistory`).map((h, k) => {
+        const ho = this.obj(h, `${f}.xenMaxP2mPfnHistory[${k}]`);
+        return { value: this.count(ho.value, `${f}.xenMaxP2mPfnHistory[${k}].value`), by: this.str(ho.by, `${f}.xenMaxP2mPfnHistory[${k}].by`) };
+      }),
+      identity: this.arr(o.identity, `${f}.identity`).map((r, k) => this.range(r, `${f}.identity[${k}]`)),
+      remapped: this.arr(o.remapped, `${f}.remapped`).map((r, k) => {
+        const ro = this.obj(r, `${f}.remapped[${k}]`);
+        const how = ro.how;
+        if (how !== 'remap' && how !== 'populate') this.fail(`${f}.remapped[${k}].how`, '"remap" or "populate"', how);
+        return { from: this.range(ro.from, `${f}.remapped[${k}].from`), to: this.range(ro.to, `${f}.remapped[${k}].to`), how };
+      }),
+      released: this.count(o.released, `${f}.released`),
+      extraRegions: this.arr(o.extraRegions, `${f}.extraRegions`).map((r, k) => this.range(r, `${f}.extraRegions[${k}]`)),
+      config: config as Record<string, string>,
+      messages: this.arr(o.messages, `${f}.messages`).map((m, k) => this.str(m, `${f}.messages[${k}]`)),
+      seed: this.num(o.seed, `${f}.seed`),
+    } as BootFacts;
+    if (o.dom0Mem !== undefined) bf.dom0Mem = this.str(o.dom0Mem, `${f}.dom0Mem`);
+    return bf;
+  }
+
+  meta(v: unknown): Meta {
+    const o = this.obj(v, '(root)');
+    const frameSpace = o.frameSpace;
+    if (frameSpace !== 'mfn' && frameSpace !== 'pfn') this.fail('frameSpace', '"mfn" or "pfn"', frameSpace);
+    if (o.guestWidth !== GUEST_WIDTH_64) this.fail('guestWidth', `${GUEST_WIDTH_64} (64-bit guest)`, o.guestWidth);
+    let maxFrame = Infinity;
+    if (o.maxFrame !== null) maxFrame = this.count(o.maxFrame, 'maxFrame');
+    const symbols: SymbolTable = new Map();
+    this.arr(o.symbols, 'symbols').forEach((s, k) => {
+      const pair = this.arr(s, `symbols[${k}]`);
+      if (pair.length !== 2) this.fail(`symbols[${k}]`, 'a [name, hex VA] pair', pair);
+      symbols.set(this.str(pair[0], `symbols[${k}][0]`), this.u64hex(pair[1], `symbols[${k}][1]`));
+    });
+    let sharedInfo: Buffer | null = null;
+    if (o.sharedInfo !== null) {
+      if (!(o.sharedInfo instanceof Uint8Array) || o.sharedInfo.length !== PAGE_SIZE) this.fail('sharedInfo', `${PAGE_SIZE} bytes of binary or null`, o.sharedInfo);
+      sharedInfo = Buffer.from(o.sharedInfo); // a private copy, not a view of the metadata block
+    }
+    return {
+      frameSpace,
+      guestWidth: GUEST_WIDTH_64,
+      cr3: this.u64hex(o.cr3, 'cr3'),
+      maxFrame,
+      symbols,
+      sharedInfo,
+      bootFacts: o.bootFacts === null ? null : this.bootFacts(o.bootFacts),
+      createdBy: this.str(o.createdBy, 'createdBy'),
+    };
+  }
+}
+
+function readMeta(path: string, fd: number, h: Header): Meta {
+  const block = Buffer.alloc(h.metaLength); // metaLength ≤ file size: checked by readHeader
+  const n = readAt(fd, block, h.metaOffset);
+  if (n !== h.metaLength) throw new InputError(`${path}: offset ${h.metaOffset}: metadata block cut short (${n} of ${h.metaLength} bytes)`);
+  let decoded: unknown;
+  try {
+    decoded = unpack(block);
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+    const short = msg.length > MAX_QUOTED ? msg.slice(0, MAX_QUOTED) + '…' : msg;
+    throw new InputError(`${path}: offset ${h.metaOffset}: metadata block (${h.metaLength} bytes) is not decodable msgpack: ${short}`);
+  }
+  return new MetaChecker(path).meta(decoded);
+}
+
+function readIndex(path: string, fd: number, h: Header): Float64Array {
+  const index = new Float64Array(h.count); // count·4096 ≤ file size: checked by readHeader
+  const chunk = Buffer.alloc(Math.min(h.count, INDEX_CHUNK_ENTRIES) * INDEX_ENTRY_SIZE);
+  let prev = -1;
+  for (let k = 0; k < h.count; k += INDEX_CHUNK_ENTRIES) {
+    const n = Math.min(INDEX_CHUNK_ENTRIES, h.count - k);
+    const at = h.indexOffset + k * INDEX_ENTRY_SIZE;
+    const got = readAt(fd, chunk, at, n * INDEX_ENTRY_SIZE);
+    if (got !== n * INDEX_ENTRY_SIZE) throw new InputError(`${path}: offset ${at}: frame index cut short`);
+    for (let j = 0; j < n; j++) {
+      const entry = k + j;
+      const off = h.indexOffset + entry * INDEX_ENTRY_SIZE;
+      const f = readU64(chunk, j * INDEX_ENTRY_SIZE);
+      if (f === null) throw new InputError(`${path}: offset ${off}: frame index entry ${entry} is beyond 2^53`);
+      if (f <= prev) {
+        throw new InputError(`${path}: offset ${off}: frame index entry ${entry} is frame ${hex(f)}, not above entry ${entry - 1} (frame ${hex(prev)}); the index must be strictly ascending`);
+      }
+      index[entry] = f;
+      prev = f;
+    }
+  }
+  return index;
+}
+
+/**
+ * Open and validate a .p2ms file; returns a GuestImage (format 'p2ms'). readFrame does one positional
+ * read into a per-image buffer (valid until the next call); frameOffset(frame) = data offset + index
+ * position · 4096 (binary search over the stored frame numbers). arch is parsed from sharedInfo (all
+ * zero when null). Bad input throws InputError (one line naming the file, the offset or field, and
+ * what was expected).
+ */
+export function openP2ms(path: string): GuestImage {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InputError(`${path}: no such file`);
+    throw new InputError(`${path}: cannot open (${code ?? (e as Error).message})`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new InputError(`${path}: not a regular file`);
+    const h = readHeader(path, fd, st.size);
+    const meta = readMeta(path, fd, h);
+    const index = readIndex(path, fd, h);
+    return new P2msImage(
+      path,
+      fd,
+      meta.frameSpace,
+      meta.guestWidth,
+      meta.sharedInfo,
+      meta.cr3,
+      meta.symbols,
+      meta.bootFacts,
+      meta.maxFrame,
+      meta.createdBy,
+      index,
+      h.dataOffset,
+    );
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+}

@@ -1,0 +1,392 @@
+// xen_memory_setup (arch/x86/xen/setup.c): v3.8.13 (identity + release + populate back) and v4.4.155
+// (identity + remap, extra memory for the remapped pages). linux-p2m.md §1.4, §2, §3.
+import type { E820Entry, PfnRange, RemapRecord } from '../image/guest-image.js';
+import { sanitizeE820 } from '../input/e820.js';
+import { E820_RAM, E820_RESERVED, E820_UNUSABLE, PAGE_SIZE } from '../xen/abi.js';
+
+/** EXTRA_MEM_RATIO: extra memory is capped at 10× the base size. */
+export const EXTRA_MEM_RATIO = 10;
+/** MAXMEM on x86-64 with 4-level paging: 1 << MAX_PHYSMEM_BITS (46) bytes, in pages. */
+export const MAXMEM_PAGES = 2 ** 46 / PAGE_SIZE;
+/** ISA_START_ADDRESS / ISA_END_ADDRESS: reserved by xen_memory_setup in the kernel's e820. */
+export const ISA_START_ADDRESS = 0xa0000;
+export const ISA_END_ADDRESS = 0x100000;
+/** XEN_EXTRA_MEM_MAX_REGIONS */
+export const XEN_EXTRA_MEM_MAX_REGIONS = 128;
+
+const pfnDown = (a: number): number => Math.floor(a / PAGE_SIZE);
+const pfnUp = (a: number): number => Math.ceil(a / PAGE_SIZE);
+
+/**
+ * The non-RAM runs the kernel walks (xen_set_identity_and_release / xen_foreach_remap_area): gaps and
+ * non-RAM entries between two RAM entries merge; partial pages round outward.
+ */
+export function nonRamRuns(map: E820Entry[]): PfnRange[] {
+  const runs: PfnRange[] = [];
+  let start = 0;
+  map.forEach((e, i) => {
+    const end = e.addr + e.size;
+    if (e.type === E820_RAM || i === map.length - 1) {
+      const s = pfnDown(start);
+      const en = e.type === E820_RAM ? pfnUp(e.addr) : pfnUp(end);
+      if (s < en) runs.push({ start: s, end: en });
+      start = end;
+    }
+  });
+  return runs;
+}
+
+/** The p2m operations memory setup needs, provided by the tree or the linear list. */
+export interface P2mOps {
+  /** pfn_to_mfn: INVALID → invalid; identity entries count as valid (mfn = pfn) */
+  get(pfn: number): { invalid: boolean; identity: boolean; mfn: number };
+  /** early_set_phys_to_machine */
+  earlySet(pfn: number, value: number | 'invalid'): boolean;
+  setRangeIdentity(s: number, e: number): number;
+  xenMaxP2mPfn: number;
+  xenP2mSize?: number;
+}
+
+export interface MachineOps {
+  mfnOf(pfn: number): number;
+  populate(pfn: number): number;
+  forget(pfn: number): void;
+  assign(pfn: number, mfn: number): void;
+}
+
+export interface MemorySetupInput {
+  hostE820: E820Entry[];
+  nrPages: number;
+  /** XENMEM_maximum_reservation for dom0 (d->max_pages) */
+  maxPages: number;
+  role: 'dom0' | 'domU';
+  /** MAX_DOMAIN_PAGES (3.x) or xen_get_pages_limit (4.x) */
+  pagesLimit: number;
+}
+
+export interface MemorySetupResult {
+  kernelE820: E820Entry[];
+  /** the kernel's max_pfn (e820_end_of_ram_pfn) */
+  maxPfn: number;
+  /** RAM below 4 GiB end (the second "last_pfn" line) */
+  maxLowPfn: number;
+  extraRegions: PfnRange[];
+  released: number;
+  identity: number;
+  remapped: RemapRecord[];
+  /** 4.x: the deferred remap list (source, target) run by xen_remap_memory */
+  pendingRemap: { from: number; to: number; size: number }[];
+  messages: string[];
+  history: { value: number; by: string }[];
+}
+
+const hex = (n: number): string => n.toString(16);
+
+/** add a region to xen_extra_mem (append to a region it continues, else a new slot) */
+function addExtra(regions: PfnRange[], start: number, n: number): void {
+  for (const r of regions) {
+    if (r.end === start) {
+      r.end += n;
+      return;
+    }
+  }
+  if (regions.length < XEN_EXTRA_MEM_MAX_REGIONS) regions.push({ start, end: start + n });
+}
+
+/** xen_del_extra_mem */
+export function delExtra(regions: PfnRange[], start: number, n: number): void {
+  for (const r of regions) {
+    if (r.start === start) {
+      r.start += n;
+      return;
+    }
+    if (r.end === start + n) {
+      r.end -= n;
+      return;
+    }
+    if (start > r.start && start < r.end) {
+      const oldEnd = r.end;
+      r.end = start;
+      addExtra(regions, start + n, oldEnd - (start + n));
+      return;
+    }
+  }
+}
+
+function xenGetMaxPages38(input: MemorySetupInput): number {
+  let maxPages = input.pagesLimit;
+  if (input.role === 'dom0') {
+    const ret = input.maxPages | 0; // HYPERVISOR_memory_op's result is stored in an int
+    if (ret > 0) maxPages = ret;
+  }
+  return Math.min(maxPages, input.pagesLimit);
+}
+
+function xenGetMaxPages4x(input: MemorySetupInput): number {
+  let maxPages = input.pagesLimit;
+  if (input.role === 'dom0' && input.maxPages > 0) maxPages = input.maxPages; // long
+  return Math.min(maxPages, input.pagesLimit);
+}
+
+/** e820_end_of_ram_pfn over the kernel's map, overall and below 4 GiB. */
+function endOfRam(map: E820Entry[], limitPfn: number): number {
+  let last = 0;
+  for (const e of map) {
+    if (e.type !== E820_RAM) continue;
+    const s = pfnUp(e.addr);
+    const en = pfnDown(e.addr + e.size);
+    if (s >= limitPfn) continue;
+    last = Math.max(last, Math.min(en, limitPfn));
+  }
+  return last;
+}
+
+function finishKernelE820(entries: E820Entry[]): { e820: E820Entry[]; maxPfn: number; maxLowPfn: number } {
+  entries.push({ addr: ISA_START_ADDRESS, size: ISA_END_ADDRESS - ISA_START_ADDRESS, type: E820_RESERVED });
+  const e820 = sanitizeE820(entries);
+  return { e820, maxPfn: endOfRam(e820, Infinity), maxLowPfn: endOfRam(e820, 0x100000) };
+}
+
+/** xen_align_and_add_e820_region: RAM edges page-aligned inward. */
+function alignAdd(out: E820Entry[], addr: number, size: number, type: number): void {
+  let s = addr;
+  let e = addr + size;
+  if (type === E820_RAM) {
+    s = Math.ceil(s / PAGE_SIZE) * PAGE_SIZE;
+    e = Math.floor(e / PAGE_SIZE) * PAGE_SIZE;
+  }
+  if (e > s) out.push({ addr: s, size: e - s, type });
+}
+
+/** v3.8.13: release RAM in non-RAM runs, populate it back at [nr_pages, …), extra memory. */
+export function memorySetup38(input: MemorySetupInput, p2m: P2mOps, machine: MachineOps): MemorySetupResult {
+  const messages: string[] = [];
+  const history: { value: number; by: string }[] = [];
+  const remapped: RemapRecord[] = [];
+  let maxPfn = Math.min(input.pagesLimit, input.nrPages);
+  let memEnd = maxPfn * PAGE_SIZE;
+  const map = sanitizeE820(input.hostE820);
+  const maxPages = xenGetMaxPages38(input);
+  let extra = maxPages > maxPfn ? maxPages - maxPfn : 0;
+  // xen_set_identity_and_release
+  let released = 0;
+  let identity = 0;
+  const nr = maxPfn;
+  const releasedRuns: PfnRange[] = [];
+  for (const run of nonRamRuns(map)) {
+    if (run.start < nr) {
+      let len = 0;
+      for (let pfn = run.start; pfn < Math.min(run.end, nr); pfn++) {
+        const v = p2m.get(pfn);
+        if (v.invalid || v.identity) continue; // "make sure pfn exists": m2p must point back
+        machine.forget(pfn);
+        if (!p2m.earlySet(pfn, 'invalid')) break;
+        len++;
+      }
+      if (len) {
+        messages.push(`Freeing ${hex(run.start)}-${hex(Math.min(run.end, nr))} pfn range: ${len} pages freed`);
+        releasedRuns.push({ start: run.start, end: Math.min(run.end, nr) });
+      }
+      released += len;
+    }
+    identity += p2m.setRangeIdentity(run.start, run.end);
+  }
+  if (released) messages.push(`Released ${released} pages of unused memory`);
+  if (identity) messages.push(`Set ${identity} page(s) to 1-1 mapping`);
+  // xen_populate_chunk
+  let lastPfn = 0;
+  let credits = released;
+  let populated = 0;
+  for (const e of map) {
+    if (credits <= 0) break;
+    if (e.type !== E820_RAM) continue;
+    const ePfn = pfnDown(e.addr + e.size);
+    if (ePfn <= maxPfn) continue;
+    const sPfn = pfnUp(e.addr);
+    let capacity: number;
+    let dest: number;
+    if (sPfn <= maxPfn) {
+      capacity = ePfn - maxPfn;
+      dest = maxPfn;
+    } else {
+      capacity = ePfn - sPfn;
+      dest = sPfn;
+    }
+    capacity = Math.min(capacity, credits);
+    let done = 0;
+    for (let pfn = dest; pfn < dest + capacity; pfn++) {
+      if (!p2m.get(pfn).invalid) continue;
+      const mfn = machine.populate(pfn);
+      if (!p2m.earlySet(pfn, mfn)) {
+        machine.forget(pfn);
+        break;
+      }
+      done++;
+    }
+    if (done) messages.push(`Populating ${hex(dest)}-${hex(dest + capacity)} pfn range: ${done} pages added`);
+    populated += done;
+    lastPfn = dest + done;
+    if (done < capacity) break;
+    credits -= done;
+  }
+  // record where released RAM came back (for causes): released runs in order → populated pfns in order
+  let destCursor = 0;
+  const destStart = populated ? lastPfn - populated : 0;
+  for (const r of releasedRuns) {
+    const n = Math.min(r.end - r.start, populated - destCursor);
+    if (n <= 0) break;
+    remapped.push({ from: { start: r.start, end: r.start + n }, to: { start: destStart + destCursor, end: destStart + destCursor + n }, how: 'populate' });
+    destCursor += n;
+  }
+  released -= populated;
+  extra += released;
+  if (lastPfn > maxPfn) {
+    maxPfn = Math.min(input.pagesLimit, lastPfn);
+    memEnd = maxPfn * PAGE_SIZE;
+  }
+  extra = Math.min(EXTRA_MEM_RATIO * Math.min(maxPfn, MAXMEM_PAGES), extra);
+  const out: E820Entry[] = [];
+  const extraRegions: PfnRange[] = [];
+  for (const ent of map) {
+    let addr = ent.addr;
+    let left = ent.size;
+    while (left > 0) {
+      let size = left;
+      let type = ent.type;
+      if (type === E820_RAM) {
+        if (addr < memEnd) {
+          size = Math.min(size, memEnd - addr);
+        } else if (extra) {
+          size = Math.min(size, extra * PAGE_SIZE);
+          extra -= Math.floor(size / PAGE_SIZE);
+          // xen_add_extra_mem(addr, size)
+          addExtra(extraRegions, pfnDown(addr), pfnDown(addr + size) - pfnDown(addr));
+          p2m.xenMaxP2mPfn = pfnDown(addr + size);
+          history.push({ value: p2m.xenMaxP2mPfn, by: `xen_add_extra_mem(${hex(addr)}, ${hex(size)})` });
+          for (let pfn = pfnDown(addr); pfn < p2m.xenMaxP2mPfn; pfn++) {
+            const v = p2m.get(pfn);
+            if (v.identity && !v.invalid) continue; // WARN: over-write of a 1-1 mapping is skipped
+            p2m.earlySet(pfn, 'invalid');
+          }
+        } else type = E820_UNUSABLE;
+      }
+      alignAdd(out, addr, size, type);
+      addr += size;
+      left -= size;
+    }
+  }
+  const fin = finishKernelE820(out);
+  return { kernelE820: fin.e820, maxPfn: fin.maxPfn, maxLowPfn: fin.maxLowPfn, extraRegions, released: released + populated, identity, remapped, pendingRemap: [], messages, history };
+}
+
+/** xen_find_pfn_range: the next E820 RAM stretch at/after *minPfn. */
+function findPfnRange(map: E820Entry[], minPfn: number): { start: number; size: number } {
+  for (const e of map) {
+    if (e.type !== E820_RAM) continue;
+    const ePfn = pfnDown(e.addr + e.size);
+    if (ePfn <= minPfn) continue;
+    const sPfn = pfnUp(e.addr);
+    if (sPfn <= minPfn) return { start: minPfn, size: ePfn - minPfn };
+    return { start: sPfn, size: ePfn - sPfn };
+  }
+  return { start: minPfn, size: 0 };
+}
+
+/** REMAP_SIZE: mfns one remap record page holds (P2M_PER_PAGE − 3). */
+export const REMAP_SIZE = 512 - 3;
+
+/** v4.4.155: identity for non-RAM runs, remap their RAM above nr_pages (done later by xen_remap_memory). */
+export function memorySetup4x(input: MemorySetupInput, p2m: P2mOps & { xenP2mSize: number }, machine: MachineOps): MemorySetupResult {
+  const messages: string[] = [];
+  const history: { value: number; by: string }[] = [];
+  const maxPfn0 = Math.min(input.pagesLimit, input.nrPages);
+  const memEnd = maxPfn0 * PAGE_SIZE;
+  let map = input.hostE820.map((e) => ({ ...e }));
+  if (input.role === 'dom0') map = map.map((e) => (e.type === E820_UNUSABLE ? { ...e, type: E820_RAM } : e)); // xen_ignore_unusable
+  map = sanitizeE820(map);
+  let maxPages = xenGetMaxPages4x(input);
+  const runs = nonRamRuns(map);
+  let remapCount = 0;
+  for (const r of runs) if (r.start < maxPfn0) remapCount += Math.min(r.end, maxPfn0) - r.start; // xen_count_remap_pages
+  maxPages += remapCount;
+  let extra = maxPages > maxPfn0 ? maxPages - maxPfn0 : 0;
+  extra = Math.min(EXTRA_MEM_RATIO * Math.min(maxPfn0, MAXMEM_PAGES), extra, maxPages - maxPfn0);
+  const out: E820Entry[] = [];
+  const extraRegions: PfnRange[] = [];
+  let addr = map[0]!.addr;
+  let size = map[0]!.size;
+  let i = 0;
+  while (i < map.length) {
+    let discard = false;
+    let chunk = size;
+    const type = map[i]!.type;
+    if (type === E820_RAM) {
+      if (addr < memEnd) chunk = Math.min(size, memEnd - addr);
+      else if (extra) {
+        chunk = Math.min(size, extra * PAGE_SIZE);
+        const pfnS = pfnUp(addr);
+        const n = pfnDown(addr + chunk) - pfnS;
+        extra -= n;
+        addExtra(extraRegions, pfnS, n);
+        p2m.xenMaxP2mPfn = pfnS + n;
+        history.push({ value: p2m.xenMaxP2mPfn, by: `xen_memory_setup: extra memory at ${hex(pfnS)}+${hex(n)}` });
+      } else discard = true;
+    }
+    if (!discard) alignAdd(out, addr, chunk, type);
+    addr += chunk;
+    size -= chunk;
+    if (size === 0) {
+      i++;
+      if (i < map.length) {
+        addr = map[i]!.addr;
+        size = map[i]!.size;
+      }
+    }
+  }
+  // identity for everything past the map (clamped to xen_p2m_size)
+  p2m.setRangeIdentity(pfnDown(addr), Number.MAX_SAFE_INTEGER);
+  const fin = finishKernelE820(out);
+  // xen_foreach_remap_area(max_pfn, xen_set_identity_and_remap_chunk)
+  let released = 0;
+  const pendingRemap: { from: number; to: number; size: number }[] = [];
+  const remapped: RemapRecord[] = [];
+  let remapPfn = 0;
+  for (const run of runs) {
+    if (remapPfn === 0) remapPfn = maxPfn0;
+    const n = run.end - run.start;
+    let k = 0;
+    while (k < n) {
+      const cur = run.start + k;
+      const left = n - k;
+      let sz = left;
+      if (cur >= maxPfn0) {
+        p2m.setRangeIdentity(cur, cur + sz);
+        break;
+      }
+      if (cur + sz > maxPfn0) sz = maxPfn0 - cur;
+      const found = findPfnRange(map, remapPfn);
+      remapPfn = found.start;
+      if (!found.size) {
+        // release instead of remapping
+        for (let pfn = cur; pfn < Math.min(cur + left, maxPfn0); pfn++) {
+          const v = p2m.get(pfn);
+          if (v.invalid || v.identity) continue;
+          machine.forget(pfn);
+          released++;
+          p2m.earlySet(pfn, 'invalid');
+        }
+        p2m.setRangeIdentity(cur, cur + left);
+        break;
+      }
+      sz = Math.min(sz, found.size);
+      // xen_do_set_identity_and_remap_chunk: record the chunk, source becomes identity
+      pendingRemap.push({ from: cur, to: remapPfn, size: sz });
+      remapped.push({ from: { start: cur, end: cur + sz }, to: { start: remapPfn, end: remapPfn + sz }, how: 'remap' });
+      p2m.setRangeIdentity(cur, cur + sz);
+      k += sz;
+      remapPfn += sz;
+    }
+  }
+  messages.push(`Released ${released} page(s)`);
+  return { kernelE820: fin.e820, maxPfn: fin.maxPfn, maxLowPfn: fin.maxLowPfn, extraRegions, released, identity: 0, remapped, pendingRemap, messages, history };
+}

@@ -1,0 +1,44 @@
+// Writes an emulated guest as a .p2ms snapshot holding only the frames an audit reads: both toolstack
+// walks' structure (tree and list), the guest view's page tables / tree pages / variable pages, and
+// every leaf page either view points at.
+import { readGuestView } from '../guest/guest-view.js';
+import type { GuestImage } from '../image/guest-image.js';
+import type { MemoryImage } from '../image/memory-image.js';
+import { writeP2ms } from '../image/p2ms.js';
+import { mapP2m } from '../toolstack/toolstack-view.js';
+
+/** The frames a later audit of this image (either --method) will read, ascending. */
+export function framesNeeded(img: GuestImage): number[] {
+  const need = new Set<number>();
+  const guest = readGuestView(img);
+  for (const f of guest.structureFrames) need.add(f);
+  for (const f of guest.leafFrames) if (f >= 0) need.add(f);
+  if (guest.missingFrame >= 0) need.add(guest.missingFrame);
+  if (guest.identityFrame >= 0) need.add(guest.identityFrame);
+  for (const method of ['tree', 'list'] as const) {
+    const tool = mapP2m(img, { method });
+    for (const f of tool.structureFrames) need.add(f);
+    for (const f of tool.leafFrames) if (f >= 0) need.add(f);
+  }
+  return [...need].filter((f) => img.readFrame(f) !== null).sort((a, b) => a - b);
+}
+
+export function writeEmulatedP2ms(img: MemoryImage, path: string, opts: { overwrite?: boolean } = {}): { frames: number } {
+  const frames = framesNeeded(img);
+  writeP2ms(
+    path,
+    {
+      frameSpace: img.frameSpace,
+      guestWidth: img.guestWidth,
+      cr3: img.cr3,
+      maxFrame: img.maxFrame,
+      symbols: img.symbols,
+      sharedInfo: img.sharedInfo,
+      bootFacts: img.bootFacts,
+    },
+    frames,
+    (f) => img.readFrame(f)!,
+    opts,
+  );
+  return { frames: frames.length };
+}

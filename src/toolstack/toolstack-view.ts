@@ -1,0 +1,41 @@
+// The save side's choice of p2m walk: xen-project/xen tools/libs/guest/xg_sr_save_x86_pv.c map_p2m (identical at RELEASE-4.17.0 and RELEASE-4.22.0).
+import type { ToolstackView } from '../audit/leaf-map.js';
+import type { GuestImage } from '../image/guest-image.js';
+import { hex, P2M_ENTRY_SIZE } from '../xen/abi.js';
+import { failedView, mapP2mTree, toXenPfn } from './frame-list.js';
+import { mapP2mList } from './linear-p2m.js';
+
+export type ToolstackMethod = 'tree' | 'list';
+
+export interface MapP2mOptions {
+  /** walk this way whatever arch.p2m_cr3 says */
+  method?: ToolstackMethod;
+}
+
+/** The method map_p2m takes (list when arch.p2m_cr3 ≠ 0) and why, unless the caller forces one. */
+export function chooseMethod(img: GuestImage, forced?: ToolstackMethod): { method: ToolstackMethod; why: string } {
+  if (forced) return { method: forced, why: `forced by the caller (arch.p2m_cr3 is ${hex(img.arch.p2mCr3)})` };
+  const cr3 = img.arch.p2mCr3;
+  return cr3 !== 0n
+    ? { method: 'list', why: `arch.p2m_cr3 ${hex(cr3)} is non-zero` }
+    : { method: 'tree', why: 'arch.p2m_cr3 is 0' };
+}
+
+/**
+ * map_p2m for a 64-bit PV guest: max_pfn = arch.max_pfn − 1 (u64), then the linear-list walk when
+ * arch.p2m_cr3 ≠ 0, else the frame-list tree. Leaf validation against the m2p is not emulated.
+ */
+export function mapP2m(img: GuestImage, opts: MapP2mOptions = {}): ToolstackView {
+  const { method, why } = chooseMethod(img, opts.method);
+  const arch = img.arch;
+  const first = `method ${method}: ${why} (map_p2m)`;
+  if (img.guestWidth !== P2M_ENTRY_SIZE) {
+    return failedView(method, arch.maxPfn, `guest width ${img.guestWidth}: only 64-bit PV guests are emulated`, new Set(), [first]);
+  }
+  const maxPfn = toXenPfn(arch.maxPfn - 1n);
+  const view = method === 'list' ? mapP2mList(img, maxPfn) : mapP2mTree(img, maxPfn);
+  view.notes.unshift(first);
+  if (img.sharedInfo === null) view.notes.push('the image holds no shared_info page: the arch fields are the reader\'s defaults');
+  view.notes.push('leaf pages are not checked with mfn_in_pseudophysmap (map_p2m_leaves): images carry no m2p');
+  return view;
+}

@@ -1,0 +1,109 @@
+// Piscina worker entry for the audit pool (ARCHITECTURE.md "Shard planner + workers"): models one
+// worker thread auditing one shard of leaf pages. It gets the image path and both views' leaf
+// locations as file offsets (no page data crosses the thread boundary), opens the file read-only,
+// reads the leaf pages itself with positional reads — runs of consecutive offsets in one larger read —
+// runs the shared classifier (src/audit/compare-leaf.ts classifyShard) and returns the run-length
+// ranges as transferred Float64Array triples [start, end, cls].
+import fs from 'node:fs';
+import { move } from 'piscina';
+import { classifyShard, RangeSink, type LeafPageSource } from '../src/audit/compare-leaf.js';
+import { PAGE_SIZE } from '../src/xen/abi.js';
+
+/** One shard, as run-audit.ts posts it. Offsets are file offsets of 4 KiB frames. */
+export interface AuditTask {
+  path: string;
+  /** index of the shard (for error messages) */
+  shard: number;
+  firstLeaf: number;
+  /** GuestLeaf.* per leaf of the shard */
+  gKinds: Uint8Array;
+  /** file offset of the guest leaf page (kind PAGE), −1 when it has none / it is absent */
+  gOffsets: Float64Array;
+  /** file offset of the toolstack's leaf page, or a ToolLeaf.* code (< 0) */
+  tOffsets: Float64Array;
+  /** toolstack bound (a count of pfns) */
+  tBoundPfn: number;
+  /** file offsets of the guest's shared p2m_missing / p2m_identity pages, −1 when unknown or absent */
+  missingOffset: number;
+  identityOffset: number;
+}
+
+/** Pages per positional read when leaf pages sit at consecutive offsets (128 KiB). */
+const READ_BATCH_PAGES = 32;
+
+/** Read `length` bytes at `position`, tolerating short reads; returns the bytes actually read. */
+function readFully(fd: number, buf: Buffer, length: number, position: number): number {
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, buf, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/** One side's reader: a reusable batch buffer, pre-cut into page views (no allocation per leaf). */
+class BatchedPageReader {
+  private readonly buf = Buffer.alloc(READ_BATCH_PAGES * PAGE_SIZE);
+  private readonly views: Buffer[] = [];
+  private fd = -1;
+  private locs: Float64Array = new Float64Array(0);
+  private batchFirst = 0;
+  private batchPages = 0;
+
+  constructor() {
+    for (let p = 0; p < READ_BATCH_PAGES; p++) this.views.push(this.buf.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE));
+  }
+
+  reset(fd: number, locs: Float64Array): void {
+    this.fd = fd;
+    this.locs = locs;
+    this.batchFirst = 0;
+    this.batchPages = 0;
+  }
+
+  page(i: number, loc: number): Buffer | null {
+    const rel = i - this.batchFirst;
+    if (rel >= 0 && rel < this.batchPages && this.locs[i] === loc) return this.views[rel]!;
+    // new batch: leaf i plus the following leaves whose pages follow it in the file
+    let run = 1;
+    while (run < READ_BATCH_PAGES && i + run < this.locs.length && this.locs[i + run] === loc + run * PAGE_SIZE) run++;
+    const bytes = readFully(this.fd, this.buf, run * PAGE_SIZE, loc);
+    this.batchFirst = i;
+    this.batchPages = Math.floor(bytes / PAGE_SIZE);
+    return this.batchPages > 0 ? this.views[0]! : null;
+  }
+}
+
+// Reused across the tasks this thread runs (one task at a time per thread).
+const guestReader = new BatchedPageReader();
+const toolReader = new BatchedPageReader();
+const source: LeafPageSource = {
+  guestPage: (i, loc) => guestReader.page(i, loc),
+  toolPage: (i, loc) => toolReader.page(i, loc),
+};
+
+export default async function auditShard(task: AuditTask): Promise<Float64Array> {
+  const fd = fs.openSync(task.path, 'r');
+  try {
+    guestReader.reset(fd, task.gOffsets);
+    toolReader.reset(fd, task.tOffsets);
+    const sink = new RangeSink();
+    classifyShard(
+      {
+        firstLeaf: task.firstLeaf,
+        gKinds: task.gKinds,
+        gLocs: task.gOffsets,
+        tLocs: task.tOffsets,
+        tBoundPfn: task.tBoundPfn,
+        missingLoc: task.missingOffset,
+        identityLoc: task.identityOffset,
+      },
+      source,
+      sink,
+    );
+    return move(sink.toFloat64Array()) as Float64Array;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
