@@ -143,7 +143,7 @@ async function auditFile(file: string, o: { json?: boolean; jobs: number; method
   const img = openImage(file);
   try {
     const { report } = await auditImage(img, { jobs: o.jobs, method: o.method, onProgress: progress(`auditing ${file}`) });
-    process.stdout.write(o.json ? renderJson(report) + '\n' : renderText(report));
+    process.stdout.write(o.json ? renderJson(report) : renderText(report));
     return report.exitCode;
   } finally {
     img.close();

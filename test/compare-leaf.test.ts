@@ -271,6 +271,24 @@ describe('classifyLeaf', () => {
     expect(sink.toRanges().map((r) => [r.start, r.end, r.cls])).toEqual(want);
   });
 
+  it('decodes pages that are not 4-byte aligned (copied before decoding)', () => {
+    const misaligned = (p: Buffer): Buffer => {
+      const b = Buffer.alloc(PAGE_SIZE + 1).subarray(1);
+      p.copy(b);
+      return b;
+    };
+    const sink = new RangeSink();
+    const gp = misaligned(page(patch(ram, 0, 2, ident)));
+    const tp = misaligned(page(patch(ram, 0x100, 0x101, (i) => [0x200000 + i + 1, 0])));
+    classifyLeaf(F, g(gp), t(tp), FAR, sink);
+    expect(sink.toRanges().map((r) => [r.start, r.end, r.cls])).toEqual([
+      [0x40000, 0x40002, 'stale'],
+      [0x40002, 0x40100, 'ram'],
+      [0x40100, 0x40101, 'mismatch'],
+      [0x40101, 0x40200, 'ram'],
+    ]);
+  });
+
   it('merges a class run across consecutive leaves into one range', () => {
     const sink = new RangeSink();
     classifyLeaf(F, g(RAM_PAGE), t(RAM_PAGE, true), FAR, sink);

@@ -10,7 +10,10 @@
 // set (INVALID has both), so "toolstack invalid" is simply `hi & (IDENTITY_FRAME_HI | FOREIGN_FRAME_HI)`.
 //
 // Cost model: a memcmp (Buffer.compare) per leaf first; entries are decoded only where the pages
-// differ or carry markers. No allocation per entry (ranges are appended to a growable Float64Array).
+// differ or carry markers, through a Uint32Array view of the page (about ten times faster than
+// Buffer.readUInt32LE). No allocation per entry: one view per page, ranges appended to a growable
+// Float64Array.
+import os from 'node:os';
 import {
   FOREIGN_FRAME_HI,
   IDENTITY_FRAME_HI,
@@ -29,8 +32,13 @@ import {
   type PfnClassCode,
 } from './leaf-map.js';
 
-/** Byte offset of the high word inside one little-endian entry. */
-const HI_WORD_OFFSET = P2M_ENTRY_SIZE / 2;
+/** u32 words per entry and per page; an entry's low word comes first (little-endian). */
+const WORD_BYTES = Uint32Array.BYTES_PER_ELEMENT;
+const WORDS_PER_ENTRY = P2M_ENTRY_SIZE / WORD_BYTES;
+const WORDS_PER_PAGE = PAGE_SIZE / WORD_BYTES;
+const HI_WORD = 1;
+/** Typed-array views read native byte order: on a little-endian host they read the entries' words directly. */
+const LITTLE_ENDIAN_HOST = os.endianness() === 'LE';
 /** High-word bits that make an entry "not an mfn" for the toolstack (bit 62 identity, bit 63 foreign/INVALID). */
 export const TOOL_INVALID_HI = (IDENTITY_FRAME_HI | FOREIGN_FRAME_HI) >>> 0;
 /** Numbers per range in the flat Float64Array form: [start, end, cls]. */
@@ -124,10 +132,24 @@ export interface ToolLeafInput {
   samePage: boolean;
 }
 
+/** Aligned scratch pages for the rare page that cannot be viewed in place (misaligned, big-endian host). */
+const gScratch = Buffer.alloc(PAGE_SIZE);
+const tScratch = Buffer.alloc(PAGE_SIZE);
+const gScratchWords = new Uint32Array(gScratch.buffer, gScratch.byteOffset, WORDS_PER_PAGE);
+const tScratchWords = new Uint32Array(tScratch.buffer, tScratch.byteOffset, WORDS_PER_PAGE);
+
+/** The page as u32 words in entry order (lo, hi, lo, hi, …): a view in place, else a copy in `scratch`. */
+function wordsOf(page: Buffer, scratch: Buffer, scratchWords: Uint32Array): Uint32Array {
+  if (LITTLE_ENDIAN_HOST && page.byteOffset % WORD_BYTES === 0) return new Uint32Array(page.buffer, page.byteOffset, WORDS_PER_PAGE);
+  page.copy(scratch, 0, 0, PAGE_SIZE);
+  if (!LITTLE_ENDIAN_HOST) scratch.swap32();
+  return scratchWords;
+}
+
 /** True when every entry's high word is 0: plain RAM with mfn < 2^32, no markers, no INVALID. */
-function allHiWordsZero(page: Buffer): boolean {
-  for (let off = HI_WORD_OFFSET; off < PAGE_SIZE; off += P2M_ENTRY_SIZE) {
-    if (page.readUInt32LE(off) !== 0) return false;
+function allHiWordsZero(w: Uint32Array): boolean {
+  for (let i = HI_WORD; i < WORDS_PER_PAGE; i += WORDS_PER_ENTRY) {
+    if (w[i] !== 0) return false;
   }
   return true;
 }
@@ -173,12 +195,12 @@ export function classifyLeaf(
       out.add(coveredEnd, end, benign);
       return;
     }
-    const tp = tPage!;
+    const tw = wordsOf(tPage!, tScratch, tScratchWords);
     const n = coveredEnd - firstPfn;
     let runStart = firstPfn;
     let runCls: number = -1;
-    for (let i = 0, hiOff = HI_WORD_OFFSET; i < n; i++, hiOff += P2M_ENTRY_SIZE) {
-      const cls = (tp.readUInt32LE(hiOff) & TOOL_INVALID_HI) !== 0 ? benign : PfnClass.STALE;
+    for (let i = 0, hi = HI_WORD; i < n; i++, hi += WORDS_PER_ENTRY) {
+      const cls = (tw[hi]! & TOOL_INVALID_HI) !== 0 ? benign : PfnClass.STALE;
       if (cls !== runCls) {
         if (runCls >= 0) out.add(runStart, firstPfn + i, runCls);
         runStart = firstPfn + i;
@@ -191,21 +213,23 @@ export function classifyLeaf(
   }
 
   const gp = g.page!;
+  const gw = wordsOf(gp, gScratch, gScratchWords);
   // Fast paths: a leaf of plain RAM entries (every high word 0) equal on both sides, or not covered at all.
   if (coveredEnd === firstPfn || (tPage !== null && (t.samePage || Buffer.compare(gp, tPage) === 0))) {
-    if (allHiWordsZero(gp)) {
+    if (allHiWordsZero(gw)) {
       out.add(firstPfn, coveredEnd, PfnClass.RAM);
       out.add(coveredEnd, end, PfnClass.UNCOVERED);
       return;
     }
   }
 
+  const tw = tPage !== null ? (t.samePage ? gw : wordsOf(tPage, tScratch, tScratchWords)) : gw;
   let runStart = firstPfn;
   let runCls: number = -1;
-  for (let i = 0, off = 0; i < P2M_PER_PAGE; i++, off += P2M_ENTRY_SIZE) {
+  for (let i = 0, lo = 0; i < P2M_PER_PAGE; i++, lo += WORDS_PER_ENTRY) {
     const pfn = firstPfn + i;
-    const glo = gp.readUInt32LE(off);
-    const ghi = gp.readUInt32LE(off + HI_WORD_OFFSET);
+    const glo = gw[lo]!;
+    const ghi = gw[lo + HI_WORD]!;
     let cls: number;
     // guest-side type: benign code for identity/missing, or RAM
     let gBenign: number = -1;
@@ -220,8 +244,8 @@ export function classifyLeaf(
     } else if (tAbsent) {
       cls = PfnClass.UNREADABLE;
     } else {
-      const tlo = tPage!.readUInt32LE(off);
-      const thi = tPage!.readUInt32LE(off + HI_WORD_OFFSET);
+      const tlo = tw[lo]!;
+      const thi = tw[lo + HI_WORD]!;
       const tInvalid = (thi & TOOL_INVALID_HI) !== 0;
       if (gBenign >= 0) cls = tInvalid ? gBenign : PfnClass.STALE;
       else if (tInvalid) cls = PfnClass.LOST;
