@@ -142,21 +142,26 @@ export async function runAudit(img: GuestImage, tool: ToolstackView, guest: Gues
   const pool = new Piscina<AuditTask, Float64Array>({ filename: workerPath, minThreads: threads, maxThreads: threads });
   let done = 0;
   try {
-    const parts = await Promise.all(
+    // settle every shard before the pool is destroyed: a failed shard must not leave replies in flight
+    const settled = await Promise.allSettled(
       shards.map((s) =>
-        pool.run(shardTask(img, plan, s)).then(
-          (triples) => {
-            done += s.endLeaf - s.firstLeaf;
-            opts.onProgress?.(done, plan.leaves);
-            return triples;
-          },
-          (err: unknown) => {
-            const msg = err instanceof Error ? err.message : String(err);
-            throw new Error(`${describeShard(s)} of ${img.path} failed: ${msg}`, { cause: err });
-          },
-        ),
+        pool.run(shardTask(img, plan, s)).then((triples) => {
+          done += s.endLeaf - s.firstLeaf;
+          opts.onProgress?.(done, plan.leaves);
+          return triples;
+        }),
       ),
     );
+    const parts: Float64Array[] = [];
+    for (let i = 0; i < settled.length; i++) {
+      const r = settled[i]!;
+      if (r.status === 'rejected') {
+        const err: unknown = r.reason;
+        const msg = err instanceof Error ? err.message : String(err);
+        throw new Error(`${describeShard(shards[i]!)} of ${img.path} failed: ${msg}`, { cause: err });
+      }
+      parts.push(r.value);
+    }
     const sink = new RangeSink();
     for (const p of parts) sink.addTriples(p);
     result.ranges = sink.toRanges();
