@@ -1,0 +1,704 @@
+// `xl dump-core` (xc_core ELF) reader: xen-project/xen tools/libs/guest/xg_core.{c,h} and docs/misc/dump-core-format.txt (RELEASE-4.17.0; xen-toolstack.md §4).
+//
+// What a dump holds (all little-endian; see docs/spec-notes/xc-core.md):
+//   ELF64 header (ET_CORE, no program headers) → section headers → .note.Xen (4 notes named "Xen") →
+//   .xen_prstatus (vcpu_guest_context per dumped vCPU) → .xen_shared_info (optional) → .xen_pages
+//   (N raw pages) → .xen_p2m ({pfn, gmfn} per page, same index) → .shstrtab.
+// Sections are located by name through .shstrtab, never by position. The dump does not carry the host's
+// max_mfn: maxFrame is the highest gmfn present. It carries no kernel symbols either: they come from
+// opts.symbols (System.map / kallsyms, src/image/symbols.ts).
+//
+// Memory: the .xen_p2m table is read in chunks and condensed into runs of consecutive (gmfn, page
+// index) pairs held in typed arrays, sorted by gmfn with a radix sort; frameOffset is a binary search.
+// No per-page object is allocated, and no length field is used to allocate before it has been checked
+// against the file size.
+import * as fs from 'node:fs';
+import { MAX_MFN_ARCH } from '../toolstack/frame-list.js';
+import { PAGE_SIZE, SIZEOF_VCPU_GUEST_CONTEXT_64, VCPU_CTRLREG3_OFFSET_64, hex } from '../xen/abi.js';
+import type { ArchSharedInfo, GuestImage, SymbolTable } from './guest-image.js';
+import { InputError, parseArchSharedInfo } from './guest-image.js';
+
+// ---- ELF (System V gABI; <elf.h>) ----------------------------------------------------------------
+export const ELFMAG: Buffer = Buffer.from([0x7f, 0x45, 0x4c, 0x46]); // "\x7fELF"
+export const EI_CLASS = 4;
+export const EI_DATA = 5;
+export const EI_VERSION = 6;
+export const EI_OSABI = 7;
+export const EI_ABIVERSION = 8;
+export const ELFCLASS32 = 1;
+export const ELFCLASS64 = 2;
+export const ELFDATA2LSB = 1;
+export const EV_CURRENT = 1;
+export const ELFOSABI_SYSV = 0;
+export const ET_CORE = 4;
+export const EM_386 = 3;
+export const EM_X86_64 = 62;
+export const SHT_NULL = 0;
+export const SHT_PROGBITS = 1;
+export const SHT_STRTAB = 3;
+export const SHT_NOTE = 7;
+/** sizeof(Elf64_Ehdr), sizeof(Elf64_Shdr), sizeof(Elf64_Phdr). */
+export const ELF64_EHDR_SIZE = 64;
+export const ELF64_SHDR_SIZE = 64;
+export const ELF64_PHDR_SIZE = 56;
+/** Elf64_Ehdr field offsets. */
+export const E_TYPE = 16;
+export const E_MACHINE = 18;
+export const E_VERSION = 20;
+export const E_ENTRY = 24;
+export const E_PHOFF = 32;
+export const E_SHOFF = 40;
+export const E_FLAGS = 48;
+export const E_EHSIZE = 52;
+export const E_PHENTSIZE = 54;
+export const E_PHNUM = 56;
+export const E_SHENTSIZE = 58;
+export const E_SHNUM = 60;
+export const E_SHSTRNDX = 62;
+/** Elf64_Shdr field offsets. */
+export const SH_NAME = 0;
+export const SH_TYPE = 4;
+export const SH_FLAGS = 8;
+export const SH_ADDR = 16;
+export const SH_OFFSET = 24;
+export const SH_SIZE = 32;
+export const SH_LINK = 40;
+export const SH_INFO = 44;
+export const SH_ADDRALIGN = 48;
+export const SH_ENTSIZE = 56;
+/** Elf64_Nhdr: namesz, descsz, type (u32 each); name and descriptor padded to 4 bytes. */
+export const NHDR_SIZE = 12;
+export const NOTE_ALIGN = 4;
+
+// ---- xc_core (xg_core.h, public/elfnote.h) -------------------------------------------------------
+export const ELF_SHSTRTAB = '.shstrtab';
+export const XEN_DUMPCORE_SEC_NOTE = '.note.Xen';
+export const XEN_DUMPCORE_SEC_PRSTATUS = '.xen_prstatus';
+export const XEN_DUMPCORE_SEC_SHARED_INFO = '.xen_shared_info';
+export const XEN_DUMPCORE_SEC_P2M = '.xen_p2m';
+export const XEN_DUMPCORE_SEC_PFN = '.xen_pfn';
+export const XEN_DUMPCORE_SEC_PAGES = '.xen_pages';
+/** Note name: "Xen" plus its NUL (namesz 4). */
+export const XEN_DUMPCORE_ELFNOTE_NAME = 'Xen';
+export const XEN_DUMPCORE_ELFNOTE_NAMESZ = 4;
+export const XEN_ELFNOTE_DUMPCORE_NONE = 0x2000000;
+export const XEN_ELFNOTE_DUMPCORE_HEADER = 0x2000001;
+export const XEN_ELFNOTE_DUMPCORE_XEN_VERSION = 0x2000002;
+export const XEN_ELFNOTE_DUMPCORE_FORMAT_VERSION = 0x2000003;
+/** Descriptor sizes: none {}, header 4 × u64, xen_version (see below), format_version u64. */
+export const NONE_DESC_SIZE = 0;
+export const HEADER_DESC_SIZE = 32;
+export const XEN_VERSION_DESC_SIZE = 1280;
+export const FORMAT_VERSION_DESC_SIZE = 8;
+/** xen_dumpcore_elfnote_header_desc field offsets. */
+export const XCH_MAGIC = 0;
+export const XCH_NR_VCPUS = 8;
+export const XCH_NR_PAGES = 16;
+export const XCH_PAGE_SIZE = 24;
+/** xch_magic values. */
+export const XC_CORE_MAGIC = 0xf00febed;
+export const XC_CORE_MAGIC_HVM = 0xf00febee;
+/** Format version: major in the high 32 bits, minor in the low; (0, 1) is the only one defined. */
+export const XEN_DUMPCORE_FORMAT_MAJOR = 0;
+export const XEN_DUMPCORE_FORMAT_MINOR = 1;
+/** One .xen_p2m entry: struct xen_dumpcore_p2m { u64 pfn; u64 gmfn; }. */
+export const XEN_DUMPCORE_P2M_ENTRY_SIZE = 16;
+export const P2M_ENTRY_GMFN = 8;
+/** Padding entries (fewer pages found than xch_nr_pages): XC_CORE_INVALID_PFN / _GMFN = ~0. */
+export const XC_CORE_INVALID_WORD = 0xffffffff;
+/** xen_dumpcore_elfnote_xen_version_desc: major u64 @0, minor u64 @8, extra_version char[16] @16. */
+export const XV_MAJOR = 0;
+export const XV_MINOR = 8;
+export const XV_EXTRA = 16;
+export const XEN_EXTRAVERSION_LEN = 16;
+/** compile_info @32: compiler[64], compile_by[16], compile_domain[32], compile_date[32]. */
+export const XV_COMPILE_INFO = 32;
+export const XEN_COMPILER_LEN = 64;
+export const XEN_COMPILE_BY_LEN = 16;
+export const XEN_COMPILE_DOMAIN_LEN = 32;
+export const XEN_COMPILE_DATE_LEN = 32;
+/** capabilities char[1024] @176, changeset char[64] @1200, platform_parameters.virt_start u64 @1264, pagesize u64 @1272. */
+export const XV_CAPABILITIES = 176;
+export const XEN_CAPABILITIES_LEN = 1024;
+export const XV_CHANGESET = 1200;
+export const XEN_CHANGESET_LEN = 64;
+export const XV_VIRT_START = 1264;
+export const XV_PAGESIZE = 1272;
+
+/** u32 words, for u64 values read as (low, high). */
+const WORD_BYTES = 4;
+const WORD_SCALE = 2 ** 32;
+/** Largest high word that keeps a u64 a safe JS integer. */
+const SAFE_HI_MAX = Math.floor(Number.MAX_SAFE_INTEGER / WORD_SCALE);
+/** .xen_p2m entries read per positional read. */
+const P2M_CHUNK_ENTRIES = 65536;
+/** Radix-sort digit: 16 bits. */
+const RADIX_BITS = 16;
+const RADIX_BUCKETS = 1 << RADIX_BITS;
+const RADIX_MASK = RADIX_BUCKETS - 1;
+/** Largest page count a dump can index (page indexes are kept in Uint32Array). */
+const MAX_PAGES = 0xffffffff;
+/** Sections the reader needs, with the type each must have. */
+const REQUIRED_SECTIONS: [string, number][] = [
+  [XEN_DUMPCORE_SEC_NOTE, SHT_NOTE],
+  [XEN_DUMPCORE_SEC_PRSTATUS, SHT_PROGBITS],
+  [XEN_DUMPCORE_SEC_PAGES, SHT_PROGBITS],
+  [XEN_DUMPCORE_SEC_P2M, SHT_PROGBITS],
+];
+const HEX_BYTES_SHOWN = 8;
+
+export interface XcCoreOptions {
+  /** kernel symbols (the dump carries none) */
+  symbols?: SymbolTable;
+}
+
+/** A section located through .shstrtab. */
+export interface XcCoreSection {
+  name: string;
+  index: number;
+  type: number;
+  offset: number;
+  size: number;
+}
+
+/** What the four notes say. */
+export interface XcCoreNotes {
+  nrVcpus: number;
+  nrPages: number;
+  pageSize: number;
+  xenMajor: number;
+  xenMinor: number;
+  xenExtra: string;
+  formatMajor: number;
+  formatMinor: number;
+}
+
+/** pfn → gmfn pairs of .xen_p2m in file order, padding entries left out. */
+export interface P2mPairs {
+  pfns: Float64Array;
+  gmfns: Float64Array;
+}
+
+/** Only an ELF magic is checked here (content detection); openXcCore checks everything else. */
+export function isElf(head: Buffer): boolean {
+  return head.length >= ELFMAG.length && head.subarray(0, ELFMAG.length).equals(ELFMAG);
+}
+
+// ---- helpers ----------------------------------------------------------------------------------------
+
+/** u64 (two u32 words) as a number, or null beyond 2^53. */
+function readU64(buf: Buffer, at: number): number | null {
+  const hi = buf.readUInt32LE(at + WORD_BYTES);
+  if (hi > SAFE_HI_MAX) return null;
+  return hi * WORD_SCALE + buf.readUInt32LE(at);
+}
+
+function u64Hex(buf: Buffer, at: number): string {
+  return hex(buf.readBigUInt64LE(at));
+}
+
+/** Read up to `length` bytes at `position`; returns the count read. */
+function readAt(fd: number, buf: Buffer, position: number, length = buf.length): number {
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, buf, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+function showHex(b: Buffer): string {
+  return b.subarray(0, HEX_BYTES_SHOWN).toString('hex').replace(/(..)(?!$)/g, '$1 ');
+}
+
+function cString(b: Buffer): string {
+  const nul = b.indexOf(0);
+  return b.subarray(0, nul < 0 ? b.length : nul).toString('latin1');
+}
+
+/**
+ * Sort runs by their start gmfn: an LSD radix sort on the (high, low) u32 words, 16 bits a pass, a
+ * pass skipped when every key has the same digit. Returns the permutation (run indexes in order).
+ */
+function radixOrder(lo: Uint32Array, hi: Uint32Array): Uint32Array {
+  const n = lo.length;
+  let perm = new Uint32Array(n);
+  for (let i = 0; i < n; i++) perm[i] = i;
+  let tmp = new Uint32Array(n);
+  const count = new Float64Array(RADIX_BUCKETS);
+  const digits: [Uint32Array, number][] = [
+    [lo, 0],
+    [lo, RADIX_BITS],
+    [hi, 0],
+    [hi, RADIX_BITS],
+  ];
+  for (const [words, shift] of digits) {
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[(words[i]! >>> shift) & RADIX_MASK]++;
+    if (n === 0 || count[(words[0]! >>> shift) & RADIX_MASK] === n) continue; // one digit value: order unchanged
+    let sum = 0;
+    for (let b = 0; b < RADIX_BUCKETS; b++) {
+      const c = count[b]!;
+      count[b] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const r = perm[i]!;
+      const d = (words[r]! >>> shift) & RADIX_MASK;
+      tmp[count[d]!++] = r;
+    }
+    const t = perm;
+    perm = tmp;
+    tmp = t;
+  }
+  return perm;
+}
+
+/** A growable run list: [gmfn, gmfn + len) held at page indexes [index, index + len). */
+class RunBuilder {
+  lo: Uint32Array = new Uint32Array(64);
+  hi: Uint32Array = new Uint32Array(64);
+  index: Uint32Array = new Uint32Array(64);
+  len: Uint32Array = new Uint32Array(64);
+  n = 0;
+  private lastGmfn = -2;
+  private lastIndex = -2;
+
+  add(gmfn: number, index: number): void {
+    if (this.n > 0 && gmfn === this.lastGmfn + 1 && index === this.lastIndex + 1) {
+      this.len[this.n - 1]++;
+    } else {
+      if (this.n === this.lo.length) this.grow();
+      this.lo[this.n] = gmfn % WORD_SCALE;
+      this.hi[this.n] = Math.floor(gmfn / WORD_SCALE);
+      this.index[this.n] = index;
+      this.len[this.n] = 1;
+      this.n++;
+    }
+    this.lastGmfn = gmfn;
+    this.lastIndex = index;
+  }
+
+  private grow(): void {
+    const size = this.lo.length * 2;
+    const g = (a: Uint32Array): Uint32Array => {
+      const b = new Uint32Array(size);
+      b.set(a);
+      return b;
+    };
+    this.lo = g(this.lo);
+    this.hi = g(this.hi);
+    this.index = g(this.index);
+    this.len = g(this.len);
+  }
+}
+
+// ---- the image --------------------------------------------------------------------------------------
+
+export class XcCoreImage implements GuestImage {
+  readonly format = 'xc-core' as const;
+  readonly frameSpace = 'mfn' as const;
+  readonly guestWidth = 8;
+  readonly arch: ArchSharedInfo;
+  private readonly page = Buffer.alloc(PAGE_SIZE);
+
+  constructor(
+    readonly path: string,
+    private fd: number,
+    readonly sharedInfo: Buffer | null,
+    readonly cr3: bigint,
+    readonly symbols: SymbolTable,
+    readonly notes: XcCoreNotes,
+    readonly sections: XcCoreSection[],
+    /** sorted runs: start gmfn, first page index, length */
+    private readonly runStart: Float64Array,
+    private readonly runIndex: Uint32Array,
+    private readonly runLen: Uint32Array,
+    private readonly pagesOffset: number,
+    private readonly p2mOffset: number,
+    /** pages that are real (N minus padding) */
+    private readonly present: number,
+    readonly maxFrame: number,
+  ) {
+    this.arch = sharedInfo
+      ? parseArchSharedInfo(sharedInfo)
+      : { maxPfn: 0n, pfnToMfnFrameListList: 0n, nmiReason: 0n, p2mCr3: 0n, p2mVaddr: 0n, p2mGeneration: 0n };
+  }
+
+  readonly bootFacts = null;
+
+  /** Page index of a gmfn in .xen_pages, or -1. */
+  pageIndex(frame: number): number {
+    const s = this.runStart;
+    let lo = 0;
+    let hi = s.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const start = s[mid]!;
+      if (frame < start) hi = mid - 1;
+      else if (frame >= start + this.runLen[mid]!) lo = mid + 1;
+      else return this.runIndex[mid]! + (frame - start);
+    }
+    return -1;
+  }
+
+  frameOffset(frame: number): number {
+    const k = this.pageIndex(frame);
+    return k < 0 ? -1 : this.pagesOffset + k * PAGE_SIZE;
+  }
+
+  readFrame(frame: number): Buffer | null {
+    if (this.fd < 0) throw new Error(`${this.path}: image is closed`);
+    const off = this.frameOffset(frame);
+    if (off < 0) return null;
+    const n = readAt(this.fd, this.page, off);
+    if (n !== PAGE_SIZE) throw new InputError(`${this.path}: offset ${off}: page of gmfn ${hex(frame)} is cut short (${n} of ${PAGE_SIZE} bytes; file changed since it was opened?)`);
+    return this.page;
+  }
+
+  frameCount(): number {
+    return this.present;
+  }
+
+  /**
+   * The .xen_p2m pairs in file order (dump-core writes them pfn-ascending; the format does not promise
+   * it), padding entries left out. 16 bytes per page, allocated on each call.
+   */
+  p2mPairs(): P2mPairs {
+    if (this.fd < 0) throw new Error(`${this.path}: image is closed`);
+    const pfns = new Float64Array(this.present);
+    const gmfns = new Float64Array(this.present);
+    const chunk = Buffer.alloc(Math.min(this.notes.nrPages, P2M_CHUNK_ENTRIES) * XEN_DUMPCORE_P2M_ENTRY_SIZE);
+    let k = 0;
+    for (let first = 0; first < this.notes.nrPages; first += P2M_CHUNK_ENTRIES) {
+      const n = Math.min(P2M_CHUNK_ENTRIES, this.notes.nrPages - first);
+      const at = this.p2mOffset + first * XEN_DUMPCORE_P2M_ENTRY_SIZE;
+      if (readAt(this.fd, chunk, at, n * XEN_DUMPCORE_P2M_ENTRY_SIZE) !== n * XEN_DUMPCORE_P2M_ENTRY_SIZE) {
+        throw new InputError(`${this.path}: offset ${at}: .xen_p2m cut short (file changed since it was opened?)`);
+      }
+      for (let j = 0; j < n; j++) {
+        const o = j * XEN_DUMPCORE_P2M_ENTRY_SIZE;
+        if (isPadding(chunk, o)) continue;
+        pfns[k] = readU64(chunk, o)!;
+        gmfns[k] = readU64(chunk, o + P2M_ENTRY_GMFN)!;
+        k++;
+      }
+    }
+    return { pfns, gmfns };
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      fs.closeSync(this.fd);
+      this.fd = -1;
+    }
+  }
+}
+
+/** Does the image expose the dump's own pfn → gmfn table? */
+export function hasP2mPairs(img: GuestImage): img is GuestImage & { p2mPairs(): P2mPairs } {
+  return typeof (img as { p2mPairs?: unknown }).p2mPairs === 'function';
+}
+
+function isPadding(buf: Buffer, o: number): boolean {
+  return (
+    buf.readUInt32LE(o) === XC_CORE_INVALID_WORD &&
+    buf.readUInt32LE(o + WORD_BYTES) === XC_CORE_INVALID_WORD &&
+    buf.readUInt32LE(o + P2M_ENTRY_GMFN) === XC_CORE_INVALID_WORD &&
+    buf.readUInt32LE(o + P2M_ENTRY_GMFN + WORD_BYTES) === XC_CORE_INVALID_WORD
+  );
+}
+
+// ---- parsing ----------------------------------------------------------------------------------------
+
+class Parser {
+  constructor(
+    readonly path: string,
+    readonly fd: number,
+    readonly size: number,
+  ) {}
+
+  fail(offset: number, msg: string): never {
+    throw new InputError(`${this.path}: offset ${offset}: ${msg}`);
+  }
+
+  /** Read exactly `length` bytes at `offset` (already checked to lie inside the file). */
+  bytes(offset: number, length: number): Buffer {
+    const b = Buffer.alloc(length);
+    const n = readAt(this.fd, b, offset, length);
+    if (n !== length) this.fail(offset, `expected ${length} bytes, the file ends after ${n}`);
+    return b;
+  }
+
+  ehdr(): { shoff: number; shnum: number; shstrndx: number; phnum: number } {
+    const got = Math.min(this.size, ELF64_EHDR_SIZE);
+    const h = Buffer.alloc(ELF64_EHDR_SIZE);
+    readAt(this.fd, h, 0, got);
+    if (got < ELFMAG.length || !h.subarray(0, ELFMAG.length).equals(ELFMAG)) {
+      this.fail(0, `expected the ELF magic 7f 45 4c 46, found ${got ? showHex(h.subarray(0, got)) : 'an empty file'}`);
+    }
+    if (got < ELF64_EHDR_SIZE) this.fail(0, `truncated: file is ${this.size} bytes, shorter than the ${ELF64_EHDR_SIZE}-byte ELF64 header`);
+    if (h[EI_CLASS] !== ELFCLASS64) {
+      this.fail(EI_CLASS, `ELF class ${h[EI_CLASS]}${h[EI_CLASS] === ELFCLASS32 ? ' (ELFCLASS32)' : ''}, expected ${ELFCLASS64} (ELFCLASS64: xc_core dumps are always 64-bit ELF)`);
+    }
+    if (h[EI_DATA] !== ELFDATA2LSB) this.fail(EI_DATA, `ELF data encoding ${h[EI_DATA]}, expected ${ELFDATA2LSB} (little-endian, as dump-core writes on x86)`);
+    if (h[EI_VERSION] !== EV_CURRENT) this.fail(EI_VERSION, `ELF ident version ${h[EI_VERSION]}, expected ${EV_CURRENT}`);
+    const type = h.readUInt16LE(E_TYPE);
+    if (type !== ET_CORE) this.fail(E_TYPE, `e_type ${type}, expected ${ET_CORE} (ET_CORE)`);
+    const machine = h.readUInt16LE(E_MACHINE);
+    if (machine === EM_386) this.fail(E_MACHINE, `e_machine ${EM_386} (EM_386): 32-bit PV guest dumps are not supported, expected ${EM_X86_64} (EM_X86_64, a 64-bit guest)`);
+    if (machine !== EM_X86_64) this.fail(E_MACHINE, `e_machine ${machine}, expected ${EM_X86_64} (EM_X86_64)`);
+    const shoff = readU64(h, E_SHOFF);
+    if (shoff === null) this.fail(E_SHOFF, `e_shoff ${u64Hex(h, E_SHOFF)} is beyond the file (${this.size} bytes)`);
+    const shentsize = h.readUInt16LE(E_SHENTSIZE);
+    if (shentsize !== ELF64_SHDR_SIZE) this.fail(E_SHENTSIZE, `e_shentsize ${shentsize}, expected ${ELF64_SHDR_SIZE}`);
+    const shnum = h.readUInt16LE(E_SHNUM);
+    if (shnum === 0) this.fail(E_SHNUM, 'e_shnum 0: no section headers, expected the xc_core sections (.note.Xen, .xen_pages, ...)');
+    const shstrndx = h.readUInt16LE(E_SHSTRNDX);
+    if (shstrndx >= shnum) this.fail(E_SHSTRNDX, `e_shstrndx ${shstrndx}, expected an index below e_shnum ${shnum}`);
+    if (shoff > this.size || (this.size - shoff) / ELF64_SHDR_SIZE < shnum) {
+      this.fail(E_SHOFF, `section header table (e_shoff ${shoff} + ${shnum} × ${ELF64_SHDR_SIZE} bytes) runs past the end of the file (${this.size} bytes)`);
+    }
+    return { shoff, shnum, shstrndx, phnum: h.readUInt16LE(E_PHNUM) };
+  }
+
+  /** Every section header, bounds-checked against the file; names resolved through .shstrtab. */
+  sections(shoff: number, shnum: number, shstrndx: number): XcCoreSection[] {
+    const table = this.bytes(shoff, shnum * ELF64_SHDR_SIZE);
+    const raw: { type: number; offset: number; size: number; name: number; at: number }[] = [];
+    for (let i = 0; i < shnum; i++) {
+      const at = i * ELF64_SHDR_SIZE;
+      const fileAt = shoff + at;
+      const type = table.readUInt32LE(at + SH_TYPE);
+      const offset = readU64(table, at + SH_OFFSET);
+      const size = readU64(table, at + SH_SIZE);
+      if (type !== SHT_NULL) {
+        if (offset === null) this.fail(fileAt + SH_OFFSET, `section ${i}: sh_offset ${u64Hex(table, at + SH_OFFSET)} is beyond the file (${this.size} bytes)`);
+        if (size === null || offset > this.size || size > this.size - offset) {
+          this.fail(fileAt + SH_SIZE, `section ${i}: sh_offset ${offset} + sh_size ${size ?? u64Hex(table, at + SH_SIZE)} runs past the end of the file (${this.size} bytes), expected the section inside the file`);
+        }
+      }
+      raw.push({ type, offset: offset ?? 0, size: size ?? 0, name: table.readUInt32LE(at + SH_NAME), at: fileAt });
+    }
+    const strtab = raw[shstrndx]!;
+    if (strtab.type !== SHT_STRTAB) this.fail(strtab.at + SH_TYPE, `section ${shstrndx} (e_shstrndx) has type ${strtab.type}, expected ${SHT_STRTAB} (SHT_STRTAB)`);
+    const names = this.bytes(strtab.offset, strtab.size);
+    return raw.map((r, index) => {
+      if (r.type === SHT_NULL) return { name: '', index, type: r.type, offset: 0, size: 0 };
+      if (r.name >= names.length) this.fail(r.at + SH_NAME, `section ${index}: sh_name ${r.name} is outside .shstrtab (${names.length} bytes)`);
+      const end = names.indexOf(0, r.name);
+      if (end < 0) this.fail(r.at + SH_NAME, `section ${index}: name at .shstrtab offset ${r.name} is not NUL-terminated`);
+      return { name: names.subarray(r.name, end).toString('latin1'), index, type: r.type, offset: r.offset, size: r.size };
+    });
+  }
+
+  find(sections: XcCoreSection[], name: string, type: number, shoff: number): XcCoreSection {
+    const found = sections.filter((s) => s.name === name);
+    if (found.length === 0) {
+      const what = name === XEN_DUMPCORE_SEC_NOTE ? 'an ELF core without .note.Xen is not an xl dump-core file' : 'every xc_core dump of a PV guest has it';
+      this.fail(shoff, `no ${name} section (sections: ${sections.filter((s) => s.name).map((s) => s.name).join(', ') || 'none'}); ${what}`);
+    }
+    if (found.length > 1) this.fail(shoff + found[1]!.index * ELF64_SHDR_SIZE, `a second ${name} section (headers ${found.map((s) => s.index).join(' and ')}), expected one`);
+    const s = found[0]!;
+    if (s.type !== type) this.fail(shoff + s.index * ELF64_SHDR_SIZE + SH_TYPE, `${name} has sh_type ${s.type}, expected ${type}`);
+    return s;
+  }
+
+  /** The four notes of .note.Xen, each required once with namesz 4, name "Xen" and its descsz. */
+  notes(sec: XcCoreSection): XcCoreNotes {
+    const buf = this.bytes(sec.offset, sec.size);
+    const want = new Map<number, [string, number]>([
+      [XEN_ELFNOTE_DUMPCORE_NONE, ['XEN_ELFNOTE_DUMPCORE_NONE', NONE_DESC_SIZE]],
+      [XEN_ELFNOTE_DUMPCORE_HEADER, ['XEN_ELFNOTE_DUMPCORE_HEADER', HEADER_DESC_SIZE]],
+      [XEN_ELFNOTE_DUMPCORE_XEN_VERSION, ['XEN_ELFNOTE_DUMPCORE_XEN_VERSION', XEN_VERSION_DESC_SIZE]],
+      [XEN_ELFNOTE_DUMPCORE_FORMAT_VERSION, ['XEN_ELFNOTE_DUMPCORE_FORMAT_VERSION', FORMAT_VERSION_DESC_SIZE]],
+    ]);
+    const desc = new Map<number, { at: number; d: Buffer }>();
+    const align = (n: number): number => Math.ceil(n / NOTE_ALIGN) * NOTE_ALIGN;
+    let o = 0;
+    while (o < buf.length) {
+      const at = sec.offset + o;
+      if (buf.length - o < NHDR_SIZE) this.fail(at, `.note.Xen: ${buf.length - o} trailing bytes, too few for a ${NHDR_SIZE}-byte note header`);
+      const namesz = buf.readUInt32LE(o);
+      const descsz = buf.readUInt32LE(o + 4);
+      const type = buf.readUInt32LE(o + 8);
+      if (namesz !== XEN_DUMPCORE_ELFNOTE_NAMESZ) this.fail(at, `.note.Xen note of type ${hex(type)}: namesz ${namesz}, expected ${XEN_DUMPCORE_ELFNOTE_NAMESZ} ("Xen\\0")`);
+      const nameAt = o + NHDR_SIZE;
+      const descAt = nameAt + align(namesz);
+      if (descAt > buf.length || descsz > buf.length - descAt) {
+        this.fail(at, `.note.Xen note of type ${hex(type)}: descsz ${descsz} runs past the section end (${sec.size} bytes)`);
+      }
+      const name = buf.subarray(nameAt, nameAt + namesz);
+      if (!name.equals(Buffer.from(XEN_DUMPCORE_ELFNOTE_NAME + '\0', 'latin1'))) {
+        this.fail(sec.offset + nameAt, `.note.Xen note of type ${hex(type)}: name ${JSON.stringify(name.toString('latin1'))}, expected "Xen\\0"`);
+      }
+      const w = want.get(type);
+      if (w) {
+        if (desc.has(type)) this.fail(at, `.note.Xen: a second ${w[0]} note, expected one`);
+        if (descsz !== w[1]) this.fail(at + 4, `.note.Xen ${w[0]}: descsz ${descsz}, expected ${w[1]}`);
+        desc.set(type, { at: sec.offset + descAt, d: buf.subarray(descAt, descAt + descsz) });
+      }
+      o = descAt + align(descsz);
+    }
+    for (const [type, [name]] of want) {
+      if (!desc.has(type)) this.fail(sec.offset, `.note.Xen has no ${name} note (type ${hex(type)}); all four dump-core notes must be present`);
+    }
+
+    const header = desc.get(XEN_ELFNOTE_DUMPCORE_HEADER)!;
+    const h = header.d;
+    const magicLo = h.readUInt32LE(XCH_MAGIC);
+    const magicHi = h.readUInt32LE(XCH_MAGIC + WORD_BYTES);
+    if (magicHi === 0 && magicLo === XC_CORE_MAGIC_HVM) {
+      this.fail(header.at + XCH_MAGIC, `xch_magic ${hex(XC_CORE_MAGIC_HVM)}: an HVM guest dump (.xen_pfn, no p2m); only PV guest dumps are supported, expected ${hex(XC_CORE_MAGIC)}`);
+    }
+    if (magicHi !== 0 || magicLo !== XC_CORE_MAGIC) this.fail(header.at + XCH_MAGIC, `xch_magic ${u64Hex(h, XCH_MAGIC)}, expected ${hex(XC_CORE_MAGIC)} (XC_CORE_MAGIC, PV guest)`);
+    const nrVcpus = readU64(h, XCH_NR_VCPUS);
+    if (nrVcpus === null || nrVcpus === 0) this.fail(header.at + XCH_NR_VCPUS, `xch_nr_vcpus ${u64Hex(h, XCH_NR_VCPUS)}, expected at least 1 (dump-core fails without a vCPU context)`);
+    const nrPages = readU64(h, XCH_NR_PAGES);
+    if (nrPages === null || nrPages > MAX_PAGES) this.fail(header.at + XCH_NR_PAGES, `xch_nr_pages ${u64Hex(h, XCH_NR_PAGES)} is implausibly large, expected at most ${hex(MAX_PAGES)}`);
+    const pageSize = readU64(h, XCH_PAGE_SIZE);
+    if (pageSize !== PAGE_SIZE) this.fail(header.at + XCH_PAGE_SIZE, `xch_page_size ${u64Hex(h, XCH_PAGE_SIZE)}, expected ${PAGE_SIZE}`);
+
+    const fv = desc.get(XEN_ELFNOTE_DUMPCORE_FORMAT_VERSION)!;
+    const formatMinor = fv.d.readUInt32LE(0);
+    const formatMajor = fv.d.readUInt32LE(WORD_BYTES);
+    if (formatMajor !== XEN_DUMPCORE_FORMAT_MAJOR || formatMinor < XEN_DUMPCORE_FORMAT_MINOR) {
+      this.fail(fv.at, `dump-core format version (${formatMajor}, ${formatMinor}), expected major ${XEN_DUMPCORE_FORMAT_MAJOR} with minor ≥ ${XEN_DUMPCORE_FORMAT_MINOR} (a major change is incompatible)`);
+    }
+
+    const xv = desc.get(XEN_ELFNOTE_DUMPCORE_XEN_VERSION)!.d;
+    return {
+      nrVcpus,
+      nrPages,
+      pageSize,
+      xenMajor: xv.readUInt32LE(XV_MAJOR),
+      xenMinor: xv.readUInt32LE(XV_MINOR),
+      xenExtra: cString(xv.subarray(XV_EXTRA, XV_EXTRA + XEN_EXTRAVERSION_LEN)),
+      formatMajor,
+      formatMinor,
+    };
+  }
+}
+
+
+/**
+ * Open and validate an xl dump-core file of a 64-bit PV guest. Throws InputError (one line: file,
+ * byte offset, what was expected) on anything it cannot use.
+ */
+export function openXcCore(path: string, opts: XcCoreOptions = {}): XcCoreImage {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InputError(`${path}: no such file`);
+    throw new InputError(`${path}: cannot open (${code ?? (e as Error).message})`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new InputError(`${path}: not a regular file`);
+    const p = new Parser(path, fd, st.size);
+    const eh = p.ehdr();
+    const sections = p.sections(eh.shoff, eh.shnum, eh.shstrndx);
+    const byName = new Map<string, XcCoreSection>();
+    for (const [name, type] of REQUIRED_SECTIONS) byName.set(name, p.find(sections, name, type, eh.shoff));
+    const notes = p.notes(byName.get(XEN_DUMPCORE_SEC_NOTE)!);
+
+    // .xen_prstatus: xch_nr_vcpus contexts of 5168 bytes; vCPU 0's ctrlreg[3] is the cr3 the views walk from.
+    const pr = byName.get(XEN_DUMPCORE_SEC_PRSTATUS)!;
+    if (pr.size / SIZEOF_VCPU_GUEST_CONTEXT_64 !== notes.nrVcpus) {
+      p.fail(eh.shoff + pr.index * ELF64_SHDR_SIZE + SH_SIZE, `.xen_prstatus is ${pr.size} bytes, expected xch_nr_vcpus ${notes.nrVcpus} × ${SIZEOF_VCPU_GUEST_CONTEXT_64} (vcpu_guest_context, x86_64)`);
+    }
+    const cr3 = p.bytes(pr.offset + VCPU_CTRLREG3_OFFSET_64, 8).readBigUInt64LE(0);
+
+    // .xen_shared_info is optional (dump-core leaves it out when the page cannot be mapped).
+    let sharedInfo: Buffer | null = null;
+    const si = sections.filter((s) => s.name === XEN_DUMPCORE_SEC_SHARED_INFO);
+    if (si.length > 1) p.fail(eh.shoff + si[1]!.index * ELF64_SHDR_SIZE, `a second ${XEN_DUMPCORE_SEC_SHARED_INFO} section, expected at most one`);
+    if (si.length === 1) {
+      if (si[0]!.size !== PAGE_SIZE) p.fail(eh.shoff + si[0]!.index * ELF64_SHDR_SIZE + SH_SIZE, `.xen_shared_info is ${si[0]!.size} bytes, expected ${PAGE_SIZE}`);
+      sharedInfo = p.bytes(si[0]!.offset, PAGE_SIZE);
+    }
+
+    // .xen_pages and .xen_p2m: N pages and N pairs, N = xch_nr_pages.
+    const pages = byName.get(XEN_DUMPCORE_SEC_PAGES)!;
+    const p2m = byName.get(XEN_DUMPCORE_SEC_P2M)!;
+    const pagesHdr = eh.shoff + pages.index * ELF64_SHDR_SIZE + SH_SIZE;
+    const p2mHdr = eh.shoff + p2m.index * ELF64_SHDR_SIZE + SH_SIZE;
+    if (pages.size % PAGE_SIZE !== 0) p.fail(pagesHdr, `.xen_pages is ${pages.size} bytes, expected a multiple of ${PAGE_SIZE}`);
+    if (p2m.size % XEN_DUMPCORE_P2M_ENTRY_SIZE !== 0) p.fail(p2mHdr, `.xen_p2m is ${p2m.size} bytes, expected a multiple of ${XEN_DUMPCORE_P2M_ENTRY_SIZE} ({pfn, gmfn} pairs)`);
+    const nPages = pages.size / PAGE_SIZE;
+    const nPairs = p2m.size / XEN_DUMPCORE_P2M_ENTRY_SIZE;
+    if (nPairs !== nPages) {
+      p.fail(p2mHdr, `.xen_p2m holds ${nPairs} {pfn, gmfn} entries but .xen_pages holds ${nPages} pages, expected the same count (xch_nr_pages ${notes.nrPages})`);
+    }
+    if (nPages !== notes.nrPages) p.fail(pagesHdr, `.xen_pages holds ${nPages} pages, expected xch_nr_pages ${notes.nrPages} from the header note`);
+
+    const index = readP2m(p, p2m.offset, notes.nrPages);
+    return new XcCoreImage(
+      path,
+      fd,
+      sharedInfo,
+      cr3,
+      opts.symbols ?? new Map(),
+      notes,
+      sections,
+      index.runStart,
+      index.runIndex,
+      index.runLen,
+      pages.offset,
+      p2m.offset,
+      index.present,
+      index.maxFrame,
+    );
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+}
+
+/** Read .xen_p2m in chunks into sorted runs; padding entries {~0, ~0} are skipped. */
+function readP2m(p: Parser, offset: number, n: number): { runStart: Float64Array; runIndex: Uint32Array; runLen: Uint32Array; present: number; maxFrame: number } {
+  const runs = new RunBuilder();
+  const chunk = Buffer.alloc(Math.max(1, Math.min(n, P2M_CHUNK_ENTRIES)) * XEN_DUMPCORE_P2M_ENTRY_SIZE);
+  let present = 0;
+  for (let first = 0; first < n; first += P2M_CHUNK_ENTRIES) {
+    const count = Math.min(P2M_CHUNK_ENTRIES, n - first);
+    const at = offset + first * XEN_DUMPCORE_P2M_ENTRY_SIZE;
+    const got = readAt(p.fd, chunk, at, count * XEN_DUMPCORE_P2M_ENTRY_SIZE);
+    if (got !== count * XEN_DUMPCORE_P2M_ENTRY_SIZE) p.fail(at + got, '.xen_p2m cut short (file changed while reading?)');
+    for (let j = 0; j < count; j++) {
+      const o = j * XEN_DUMPCORE_P2M_ENTRY_SIZE;
+      if (isPadding(chunk, o)) continue;
+      const entry = first + j;
+      const entryAt = at + o;
+      const pfn = readU64(chunk, o);
+      if (pfn === null) p.fail(entryAt, `.xen_p2m entry ${entry}: pfn ${u64Hex(chunk, o)} is not a pfn (only the padding entry {~0, ~0} may carry ~0), expected below 2^53`);
+      const gmfn = readU64(chunk, o + P2M_ENTRY_GMFN);
+      if (gmfn === null || gmfn > MAX_MFN_ARCH) {
+        p.fail(entryAt + P2M_ENTRY_GMFN, `.xen_p2m entry ${entry} (pfn ${hex(pfn)}): gmfn ${u64Hex(chunk, o + P2M_ENTRY_GMFN)} is not a machine frame, expected at most ${hex(MAX_MFN_ARCH)} (52-bit physical addresses)`);
+      }
+      runs.add(gmfn, entry);
+      present++;
+    }
+  }
+  const order = radixOrder(runs.lo.subarray(0, runs.n), runs.hi.subarray(0, runs.n));
+  const runStart = new Float64Array(runs.n);
+  const runIndex = new Uint32Array(runs.n);
+  const runLen = new Uint32Array(runs.n);
+  let maxFrame = -1;
+  for (let i = 0; i < runs.n; i++) {
+    const r = order[i]!;
+    runStart[i] = runs.hi[r]! * WORD_SCALE + runs.lo[r]!;
+    runIndex[i] = runs.index[r]!;
+    runLen[i] = runs.len[r]!;
+    if (i > 0 && runStart[i - 1]! + runLen[i - 1]! > runStart[i]!) {
+      const dup = runStart[i]!;
+      const a = runIndex[i - 1]! + (dup - runStart[i - 1]!);
+      p.fail(offset + runIndex[i]! * XEN_DUMPCORE_P2M_ENTRY_SIZE + P2M_ENTRY_GMFN, `.xen_p2m entries ${Math.min(a, runIndex[i]!)} and ${Math.max(a, runIndex[i]!)} both name gmfn ${hex(dup)}, expected each machine frame once`);
+    }
+    maxFrame = Math.max(maxFrame, runStart[i]! + runLen[i]! - 1);
+  }
+  return { runStart, runIndex, runLen, present, maxFrame };
+}
