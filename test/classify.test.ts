@@ -177,6 +177,9 @@ describe('the seed: 97 repopulated pages past arch.max_pfn', () => {
       saveMib: 97 / 256,
       vaStart: 0xffff880040000000n,
       vaEnd: 0xffff880040060fffn,
+      // this hand-built image has no frame list (FLL 0) and a tree layout: crash has no p2m to follow
+      crashSource: 'none',
+      crashReadablePages: 0,
     });
   });
 
@@ -225,7 +228,7 @@ describe('the seed: 97 repopulated pages past arch.max_pfn', () => {
     ]);
     expect(f.cause.remapped[0].from).toEqual({ start: '0x9f', end: '0xff' });
     expect(f.cause.remapped[0].e820[2]).toEqual({ start: '0xa0000', end: '0xeffff', type: 'gap' });
-    expect(f.cause.breaks).toEqual({ effect: 'dropped', savePages: 97, saveMib: 0.37890625, crashVa: { start: '0xffff880040000000', end: '0xffff880040060fff' } });
+    expect(f.cause.breaks).toEqual({ effect: 'dropped', savePages: 97, saveMib: 0.37890625, crashVa: { start: '0xffff880040000000', end: '0xffff880040060fff' }, crashSource: 'none', crashReadablePages: 0 });
     expect(j.benign[0]).toEqual({ class: 'identity', start: '0x9f', end: '0xff', pages: 97, mib: 97 / 256 });
     expect(j.boot.remapped).toEqual([{ how: 'populate', from: { start: '0x9f', end: '0xff' }, to: { start: '0x40000', end: '0x40060' } }]);
   });

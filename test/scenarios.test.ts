@@ -25,7 +25,7 @@ interface JsonFatal {
   start: string;
   end: string;
   pages: number;
-  cause: { breaks: { crashVa: { start: string; end: string } } };
+  cause: { breaks: { crashVa: { start: string; end: string }; crashReadablePages: number; crashSource: string } };
 }
 
 function checkReport(s: Scenario, code: number, json: string): void {
@@ -50,6 +50,10 @@ function checkReport(s: Scenario, code: number, json: string): void {
   expect(r.fatal.map((f) => ({ cls: f.class, start: f.start, end: f.end, pages: f.pages }))).toEqual(e.fatal);
   if (e.crashVa) {
     expect(r.fatal[0]!.cause.breaks.crashVa).toEqual({ start: e.crashVa[0], end: e.crashVa[1] });
+  }
+  for (const f of r.fatal) {
+    // crash reads the frame list without arch.max_pfn: only kernels whose mirror covers the range keep crash working
+    expect(f.cause.breaks.crashReadablePages).toBe(e.crashReadable ? f.pages : 0);
   }
   if (e.identity) {
     expect(r.benign.filter((x) => x.class === 'identity').map((x) => [x.start, x.end])).toEqual(e.identity);

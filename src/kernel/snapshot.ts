@@ -5,6 +5,7 @@ import { readGuestView } from '../guest/guest-view.js';
 import type { GuestImage } from '../image/guest-image.js';
 import type { MemoryImage } from '../image/memory-image.js';
 import { writeP2ms } from '../image/p2ms.js';
+import { crashView } from '../toolstack/crash-view.js';
 import { mapP2m } from '../toolstack/toolstack-view.js';
 
 /** The frames a later audit of this image (either --method) will read, ascending. */
@@ -19,6 +20,16 @@ export function framesNeeded(img: GuestImage): number[] {
     const tool = mapP2m(img, { method });
     for (const f of tool.structureFrames) need.add(f);
     for (const f of tool.leafFrames) if (f >= 0) need.add(f);
+  }
+  // crash follows the frame list without the arch.max_pfn bound: keep every page it reads
+  const cv = crashView(img, guest);
+  if (cv.source === 'frame-list') {
+    need.add(Number(img.arch.pfnToMfnFrameListList));
+    for (const f of cv.structureFrames()) need.add(f);
+    for (let k = 0; k < guest.leafFrames.length; k++) {
+      const f = cv.leafFrame(k);
+      if (f >= 0) need.add(f);
+    }
   }
   return [...need].filter((f) => img.readFrame(f) !== null).sort((a, b) => a - b);
 }

@@ -5,6 +5,7 @@
 // what breaks (pages save/migration drops, kernel virtual addresses crash cannot read). Renderers
 // (text.ts, json.ts) only format this object.
 import type { BootFacts, E820Entry, GuestImage, PfnRange } from '../image/guest-image.js';
+import { crashReadablePages, crashView, type CrashView } from '../toolstack/crash-view.js';
 import {
   CLASS_SEVERITY,
   PFN_CLASS_NAMES,
@@ -109,6 +110,9 @@ export interface FatalCause {
     /** direct-map VAs of the range (pageOffset + pfn · 4096), end inclusive */
     vaStart: bigint;
     vaEnd: bigint;
+    /** how crash finds the p2m, and how many pages of the range it still reads correctly */
+    crashSource: CrashView['source'];
+    crashReadablePages: number;
   };
 }
 
@@ -268,6 +272,8 @@ interface Context {
   kernel: KernelVarValue[];
   boot: BootFacts | null;
   pageOffset: bigint;
+  crash: CrashView;
+  guest: GuestView;
 }
 
 function buildCause(ctx: Context, r: ReportRange): { cause: FatalCause; text: string; breaksText: string } {
@@ -302,7 +308,15 @@ function buildCause(ctx: Context, r: ReportRange): { cause: FatalCause; text: st
     boundEquals,
     reachesRange,
     remapped,
-    breaks: { effect, savePages: r.pages, saveMib: r.mib, vaStart, vaEnd },
+    breaks: {
+      effect,
+      savePages: r.pages,
+      saveMib: r.mib,
+      vaStart,
+      vaEnd,
+      crashSource: ctx.crash.source,
+      crashReadablePages: effect === 'dropped' ? crashReadablePages(ctx.crash, ctx.guest, r.start, r.end) : 0,
+    },
   };
 
   const parts: string[] = [];
@@ -349,10 +363,16 @@ function buildCause(ctx: Context, r: ReportRange): { cause: FatalCause; text: st
   }
   const size = `${r.pages} page${r.pages === 1 ? '' : 's'} (${formatMib(r.mib)} MiB)`;
   const vas = `${hex(vaStart)}-${hex(vaEnd)}`;
+  const readable = cause.breaks.crashReadablePages;
+  let crashText: string;
+  if (effect === 'wrong-data') crashText = `crash reads wrong memory for kernel virtual addresses ${vas}`;
+  else if (readable === r.pages)
+    crashText = `crash still reads them (it follows the ${ctx.crash.source === 'linear-list' ? "kernel's linear p2m list" : 'frame list without the arch.max_pfn bound'})`;
+  else if (readable > 0)
+    crashText = `crash reads ${readable} of them through the ${ctx.crash.source}, and reports 'read error: kernel virtual address' for the rest of ${vas}`;
+  else crashText = `crash reports 'read error: kernel virtual address' for ${vas}`;
   const breaksText =
-    effect === 'dropped'
-      ? `save/migration drops ${size}; crash reports 'read error: kernel virtual address' for ${vas}`
-      : `save/migration copies the wrong machine frames for ${size}; crash reads wrong memory for kernel virtual addresses ${vas}`;
+    effect === 'dropped' ? `save/migration drops ${size}; ${crashText}` : `save/migration copies the wrong machine frames for ${size}; ${crashText}`;
   return { cause, text: parts.join('; '), breaksText };
 }
 
@@ -362,7 +382,7 @@ export function buildReport(input: ReportInput): AuditReport {
   const walkFailed = tool.failure !== null || tool.maxPfn < 0;
   const boundPfn = walkFailed ? 0 : tool.maxPfn + 1;
   const pageOffset = guest.vars.pageOffset ?? PAGE_OFFSET_LEGACY;
-  const ctx: Context = { tool, boundPfn, walkFailed, kernel: kernelValues(guest.vars, boot), boot, pageOffset };
+  const ctx: Context = { tool, boundPfn, walkFailed, kernel: kernelValues(guest.vars, boot), boot, pageOffset, crash: crashView(img, guest), guest };
 
   const classes = {} as Record<PfnClassName, ClassTotals>;
   for (const name of PFN_CLASS_NAMES) classes[name] = { pages: 0, mib: 0, ranges: 0 };

@@ -62,6 +62,8 @@ function fatal(r: FatalRange): Record<string, unknown> {
         savePages: c.breaks.savePages,
         saveMib: c.breaks.saveMib,
         crashVa: { start: hex(c.breaks.vaStart), end: hex(c.breaks.vaEnd) },
+        crashSource: c.breaks.crashSource,
+        crashReadablePages: c.breaks.crashReadablePages,
       },
     },
     text: r.text,
