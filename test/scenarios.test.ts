@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listScenarios, scenarioHostPath, type Scenario } from '../src/corpora/scenario.js';
+import { emulateScenario, listScenarios, scenarioHostPath, type Scenario } from '../src/corpora/scenario.js';
+import { writeArchSharedInfo } from '../src/image/guest-image.js';
+import { writeEmulatedP2ms } from '../src/kernel/snapshot.js';
 
 const repo = path.resolve(__dirname, '..');
 const cli = path.join(repo, 'dist/src/cli.js');
@@ -142,6 +144,20 @@ describe('bad input', () => {
     expect(r.stderr).toMatch(re);
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
     expect(r.stdout).toBe('');
+  });
+
+  it('a frame list pointing outside the image → one-line error, exit 2', () => {
+    const g = emulateScenario(scenarios.find((x) => x.name === 'seed-backport')!);
+    const arch = g.image.arch;
+    // a frame below max_mfn (so the save side would try to map it) that the image does not hold
+    let absent = 0x100;
+    while (g.image.hasFrame(absent)) absent++;
+    writeArchSharedInfo(g.image.sharedInfo!, { ...arch, pfnToMfnFrameListList: BigInt(absent) });
+    const out = path.join(tmp, 'fll-outside.p2ms');
+    writeEmulatedP2ms(g.image, out);
+    const r = run(['audit', out]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`p2m-audit: ${out}: the tree walk's frame 0x${absent.toString(16)} (frame-list-list page) is not in the image: the frame list points outside the image\n`);
   });
 
   it('never writes over the input e820 file', () => {

@@ -1,5 +1,5 @@
 // The audit pipeline on one image: toolstack view (as save does) + guest view → worker pool → report.
-import type { GuestImage } from '../image/guest-image.js';
+import { InputError, type GuestImage } from '../image/guest-image.js';
 import { readGuestView } from '../guest/guest-view.js';
 import { mapP2m, type ToolstackMethod } from '../toolstack/toolstack-view.js';
 import { buildReport, type AuditReport } from '../report/classify.js';
@@ -22,6 +22,9 @@ export interface AuditOutcome {
 
 export async function auditImage(img: GuestImage, opts: AuditImageOptions): Promise<AuditOutcome> {
   const tool = mapP2m(img, { method: opts.method });
+  if (tool.absentFrame !== undefined) {
+    throw new InputError(`${img.path || '<image>'}: the ${tool.method} walk's ${tool.failure}: the frame list points outside the image`);
+  }
   const guest = readGuestView(img);
   const audit =
     opts.jobs === 0 || !img.path

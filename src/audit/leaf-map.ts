@@ -56,6 +56,8 @@ export interface ToolstackView {
   leafFrames: Float64Array;
   /** why the walk failed (save would abort), or null */
   failure: string | null;
+  /** when the walk stopped because the image lacks a frame it needs: that frame (an input problem, not the guest's) */
+  absentFrame?: number;
   /** max_pfn before trimming, when trimming lowered it */
   untrimmedMaxPfn: number | null;
   /** every frame the walk read (frame-list pages or page tables) */

@@ -57,6 +57,7 @@ export function failedView(
   failure: string,
   structureFrames: Set<number>,
   notes: string[],
+  absentFrame?: number,
 ): ToolstackView {
   return {
     method,
@@ -64,6 +65,7 @@ export function failedView(
     maxPfn: -1,
     leafFrames: new Float64Array(0),
     failure,
+    ...(absentFrame === undefined ? {} : { absentFrame }),
     untrimmedMaxPfn: null,
     structureFrames,
     notes,
@@ -126,7 +128,7 @@ export function mapP2mTree(img: GuestImage, maxPfn: number | bigint): ToolstackV
   const maxMfn = effectiveMaxMfn(img);
   const structure = new Set<number>();
   const notes: string[] = [`tree walk: max_pfn ${hex(maxPfnX)} (arch.max_pfn ${hex(archMaxPfn)} − 1)`, maxMfnNote(img, maxMfn)];
-  const fail = (why: string): ToolstackView => failedView('tree', archMaxPfn, why, structure, notes);
+  const fail = (why: string, absent?: number): ToolstackView => failedView('tree', archMaxPfn, why, structure, notes, absent);
   const fppSquared = BigInt(P2M_PFNS_PER_TOP);
 
   // fll_entries is an unsigned int: the quotient is truncated to 32 bits before the bound check.
@@ -150,7 +152,7 @@ export function mapP2mTree(img: GuestImage, maxPfn: number | bigint): ToolstackV
   }
   const fllFrame = Number(fllMfn);
   const fllPage = img.readFrame(fllFrame);
-  if (fllPage === null) return fail(`frame ${hex(fllFrame)} (frame-list-list page) is not in the image`);
+  if (fllPage === null) return fail(`frame ${hex(fllFrame)} (frame-list-list page) is not in the image`, fllFrame);
   structure.add(fllFrame);
 
   const fll: Words = { lo: new Uint32Array(fllEntries), hi: new Uint32Array(fllEntries) };
@@ -179,7 +181,7 @@ export function mapP2mTree(img: GuestImage, maxPfn: number | bigint): ToolstackV
   for (let slot = 0; slot < fllEntries; slot++) {
     const frame = u64Value(fll.lo[slot], fll.hi[slot]);
     const page = img.readFrame(frame);
-    if (page === null) return fail(`frame ${hex(frame)} (frame-list page for FLL slot ${slot}) is not in the image`);
+    if (page === null) return fail(`frame ${hex(frame)} (frame-list page for FLL slot ${slot}) is not in the image`, frame);
     structure.add(frame);
     const first = slot * FPP;
     copyEntries(page, 0, Math.min(FPP, flEntries - first), fl, first);

@@ -92,6 +92,7 @@ function framesFor(maxPfn: bigint): bigint {
 interface LevelRead {
   frames: Float64Array;
   absent: string | null;
+  absentFrame?: number;
 }
 
 /**
@@ -113,7 +114,7 @@ function readLevel(
     const page = img.readFrame(frame);
     if (page === null) {
       const from = level === PT_LEVELS_64 ? 'named by arch.p2m_cr3' : `named by level-${level + 1} entry ${parentStart + p}`;
-      return { frames: new Float64Array(0), absent: `frame ${hex(frame)} (level-${level} page table ${from}) is not in the image` };
+      return { frames: new Float64Array(0), absent: `frame ${hex(frame)} (level-${level} page table ${from}) is not in the image`, absentFrame: frame };
     }
     structure.add(frame);
     const base = p * PTRS_PER_TABLE;
@@ -143,7 +144,7 @@ export function mapP2mList(img: GuestImage, maxPfn: number | bigint): ToolstackV
   const maxMfn = effectiveMaxMfn(img);
   const structure = new Set<number>();
   const notes: string[] = [`list walk: max_pfn ${hex(maxPfnX)} (arch.max_pfn ${hex(archMaxPfn)} − 1)`, maxMfnNote(img, maxMfn)];
-  const fail = (why: string): ToolstackView => failedView('list', archMaxPfn, why, structure, notes);
+  const fail = (why: string, absent?: number): ToolstackView => failedView('list', archMaxPfn, why, structure, notes, absent);
   const arch = img.arch;
 
   const cr3 = arch.p2mCr3;
@@ -176,7 +177,7 @@ export function mapP2mList(img: GuestImage, maxPfn: number | bigint): ToolstackV
       return fail(`level-${level} index range ${idxStart}..${idxEnd} runs outside the ${tables.length} table pages mapped (the save side would read beyond its mapping)`);
     }
     const read = readLevel(img, tables, idxStart, idxEnd, level, parentStart, structure);
-    if (read.absent !== null) return fail(read.absent);
+    if (read.absent !== null) return fail(read.absent, read.absentFrame);
     const frames = read.frames;
     for (let idx = idxStart; idx <= idxEnd; idx++) {
       const mfn = frames[idx - idxStart];
