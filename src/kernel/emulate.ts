@@ -5,6 +5,7 @@ import { writeArchSharedInfo } from '../image/guest-image.js';
 import { MemoryImage } from '../image/memory-image.js';
 import { formatLinuxE820 } from '../input/e820.js';
 import {
+  PAGE_OFFSET_LEGACY,
   PAGE_SIZE,
   SIF_INITDOMAIN,
   SIF_PRIVILEGED,
@@ -18,7 +19,7 @@ import {
 } from '../xen/abi.js';
 import { KPage, KernelSpace } from './kspace.js';
 import { MachineMemory } from './machine.js';
-import { memorySetup38, memorySetup4x, nonRamRuns, delExtra, type MemorySetupResult } from './memory-setup.js';
+import { memorySetup38, memorySetup318, memorySetup4x, nonRamRuns, delExtra, type MemorySetupResult } from './memory-setup.js';
 import { P2mLinear, PFNS_PER_PMD } from './p2m-linear.js';
 import { P2mTree } from './p2m-tree.js';
 import { maxDomainPages, p2mLimitGiB, type KernelProfile } from './profiles.js';
@@ -72,7 +73,7 @@ export function emulate(input: EmulateInput): EmulatedGuest {
 
   if (profile.layout === 'tree') {
     const limit = maxDomainPages(config);
-    const tree = new P2mTree(ks, { maxDomainPages: limit, mirror: profile.mirror });
+    const tree = new P2mTree(ks, { maxDomainPages: limit, mirror: profile.mirror, variant: profile.treeVariant });
     // xen_start_kernel
     tree.buildDynamic(input.nrPages);
     history.push({ value: tree.xenMaxP2mPfn, by: 'xen_build_dynamic_phys_to_machine (nr_pages)' });
@@ -90,7 +91,8 @@ export function emulate(input: EmulateInput): EmulatedGuest {
         tree.xenMaxP2mPfn = v;
       },
     };
-    setup = memorySetup38({ hostE820: input.hostE820, nrPages: input.nrPages, maxPages: input.maxPages, role, pagesLimit: limit }, ops, machine);
+    const setupInput = { hostE820: input.hostE820, nrPages: input.nrPages, maxPages: input.maxPages, role, pagesLimit: limit };
+    setup = profile.treeVariant === '3.18' ? memorySetup318(setupInput, ops, machine) : memorySetup38(setupInput, ops, machine);
     history.push(...setup.history);
     // xen_pagetable_init
     if (profile.mirror === 'early') {
@@ -178,6 +180,11 @@ export function emulate(input: EmulateInput): EmulatedGuest {
   ks.defineVar('max_pfn', BigInt(setup.maxPfn));
   ks.defineVar('xen_start_info', startInfo);
   ks.defineVar('xen_released_pages', BigInt(setup.released));
+  if (profile.pageOffset !== PAGE_OFFSET_LEGACY) {
+    // 4.9+ (KASLR-capable) kernels keep the bases in variables; the emulator does not randomise them
+    ks.defineVar('page_offset_base', profile.pageOffset);
+    ks.defineVar('vmalloc_base', profile.vmallocStart);
+  }
   const laid = ks.layout({ mem, extraMaps });
   if (profile.layout === 'linear') p2mCr3 = BigInt(laid.cr3Frame) * BigInt(PAGE_SIZE); // xen_pfn_to_cr3(mfn(swapper_pg_dir))
 

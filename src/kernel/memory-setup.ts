@@ -158,6 +158,53 @@ function alignAdd(out: E820Entry[], addr: number, size: number, type: number): v
   if (e > s) out.push({ addr: s, size: e - s, type });
 }
 
+/**
+ * The v3.8/v3.18 e820 loop: RAM below mem_end kept (truncated at it), RAM beyond it becomes extra memory
+ * while extra pages last (xen_add_extra_mem: xen_max_p2m_pfn := end of the region, its pfns INVALID unless
+ * identity), else E820_UNUSABLE. Returns the kernel's entries, the extra regions and the end of the map.
+ */
+function e820LoopWithExtra38(
+  map: E820Entry[],
+  memEnd: number,
+  extraPages: number,
+  p2m: P2mOps,
+  history: { value: number; by: string }[],
+): { out: E820Entry[]; extraRegions: PfnRange[]; lastAddr: number } {
+  let extra = extraPages;
+  const out: E820Entry[] = [];
+  const extraRegions: PfnRange[] = [];
+  let lastAddr = 0;
+  for (const ent of map) {
+    let addr = ent.addr;
+    let left = ent.size;
+    while (left > 0) {
+      let size = left;
+      let type = ent.type;
+      if (type === E820_RAM) {
+        if (addr < memEnd) {
+          size = Math.min(size, memEnd - addr);
+        } else if (extra) {
+          size = Math.min(size, extra * PAGE_SIZE);
+          extra -= Math.floor(size / PAGE_SIZE);
+          addExtra(extraRegions, pfnDown(addr), pfnDown(addr + size) - pfnDown(addr));
+          p2m.xenMaxP2mPfn = pfnDown(addr + size);
+          history.push({ value: p2m.xenMaxP2mPfn, by: `xen_add_extra_mem(${hex(addr)}, ${hex(size)})` });
+          for (let pfn = pfnDown(addr); pfn < p2m.xenMaxP2mPfn; pfn++) {
+            const v = p2m.get(pfn);
+            if (v.identity && !v.invalid) continue; // WARN: over-write of a 1-1 mapping is skipped
+            p2m.earlySet(pfn, 'invalid');
+          }
+        } else type = E820_UNUSABLE;
+      }
+      alignAdd(out, addr, size, type);
+      addr += size;
+      left -= size;
+    }
+    lastAddr = addr;
+  }
+  return { out, extraRegions, lastAddr };
+}
+
 /** v3.8.13: release RAM in non-RAM runs, populate it back at [nr_pages, …), extra memory. */
 export function memorySetup38(input: MemorySetupInput, p2m: P2mOps, machine: MachineOps): MemorySetupResult {
   const messages: string[] = [];
@@ -245,36 +292,7 @@ export function memorySetup38(input: MemorySetupInput, p2m: P2mOps, machine: Mac
     memEnd = maxPfn * PAGE_SIZE;
   }
   extra = Math.min(EXTRA_MEM_RATIO * Math.min(maxPfn, MAXMEM_PAGES), extra);
-  const out: E820Entry[] = [];
-  const extraRegions: PfnRange[] = [];
-  for (const ent of map) {
-    let addr = ent.addr;
-    let left = ent.size;
-    while (left > 0) {
-      let size = left;
-      let type = ent.type;
-      if (type === E820_RAM) {
-        if (addr < memEnd) {
-          size = Math.min(size, memEnd - addr);
-        } else if (extra) {
-          size = Math.min(size, extra * PAGE_SIZE);
-          extra -= Math.floor(size / PAGE_SIZE);
-          // xen_add_extra_mem(addr, size)
-          addExtra(extraRegions, pfnDown(addr), pfnDown(addr + size) - pfnDown(addr));
-          p2m.xenMaxP2mPfn = pfnDown(addr + size);
-          history.push({ value: p2m.xenMaxP2mPfn, by: `xen_add_extra_mem(${hex(addr)}, ${hex(size)})` });
-          for (let pfn = pfnDown(addr); pfn < p2m.xenMaxP2mPfn; pfn++) {
-            const v = p2m.get(pfn);
-            if (v.identity && !v.invalid) continue; // WARN: over-write of a 1-1 mapping is skipped
-            p2m.earlySet(pfn, 'invalid');
-          }
-        } else type = E820_UNUSABLE;
-      }
-      alignAdd(out, addr, size, type);
-      addr += size;
-      left -= size;
-    }
-  }
+  const { out, extraRegions } = e820LoopWithExtra38(map, memEnd, extra, p2m, history);
   const fin = finishKernelE820(out);
   return { kernelE820: fin.e820, maxPfn: fin.maxPfn, maxLowPfn: fin.maxLowPfn, extraRegions, released: released + populated, identity, remapped, pendingRemap: [], messages, history };
 }
@@ -389,4 +407,140 @@ export function memorySetup4x(input: MemorySetupInput, p2m: P2mOps & { xenP2mSiz
   }
   messages.push(`Released ${released} page(s)`);
   return { kernelE820: fin.e820, maxPfn: fin.maxPfn, maxLowPfn: fin.maxLowPfn, extraRegions, released, identity: 0, remapped, pendingRemap, messages, history };
+}
+
+/** xen_find_pfn_range as in v3.18.30: an entry ending exactly at *minPfn still counts (`e_pfn < min`). */
+function findPfnRange318(map: E820Entry[], minPfn: number): { start: number; size: number } {
+  for (const e of map) {
+    if (e.type !== E820_RAM) continue;
+    const ePfn = pfnDown(e.addr + e.size);
+    if (ePfn < minPfn) continue;
+    const sPfn = pfnUp(e.addr);
+    if (sPfn <= minPfn) return { start: minPfn, size: ePfn - minPfn };
+    return { start: sPfn, size: ePfn - sPfn };
+  }
+  return { start: minPfn, size: 0 };
+}
+
+/** xen_do_chunk(release): give back every pfn of [start, end) that has a frame; p2m := INVALID. */
+function releaseChunk(p2m: P2mOps, machine: MachineOps, start: number, end: number): number {
+  let n = 0;
+  for (let pfn = start; pfn < end; pfn++) {
+    const v = p2m.get(pfn);
+    if (v.invalid || v.identity) continue;
+    machine.forget(pfn);
+    if (!p2m.earlySet(pfn, 'invalid')) break;
+    n++;
+  }
+  return n;
+}
+
+/**
+ * xen_do_set_identity_and_remap_chunk (v3.18.30): 512-aligned blocks first (save the mfns, make the source
+ * identity so its leaf can be reused, write the targets), then the unaligned ends pfn by pfn, then identity
+ * for the unaligned source ends. Returns the pfns made identity.
+ */
+function remapChunk318(p2m: P2mOps, machine: MachineOps, start: number, size: number, remap: number): number {
+  const P = 512;
+  const up = (x: number) => Math.ceil(x / P) * P;
+  const down = (x: number) => Math.floor(x / P) * P;
+  const identAlignStart = up(start);
+  const remapAlignStart = up(remap);
+  const identAlignEnd = down(start + size);
+  const remapAlignEnd = down(remap + size);
+  let ident = 0;
+  let left = size;
+  const move = (target: number, mfn: number, source: number): void => {
+    machine.forget(source);
+    machine.assign(target, mfn);
+    p2m.earlySet(target, mfn); // xen_update_mem_tables: p2m + m2p
+  };
+  let identIter = identAlignStart;
+  let remapIter = remapAlignStart;
+  for (; identIter < identAlignEnd && remapIter < remapAlignEnd; identIter += P, remapIter += P) {
+    const buf: number[] = [];
+    for (let i = 0; i < P; i++) buf.push(machine.mfnOf(identIter + i));
+    ident += p2m.setRangeIdentity(identIter, identIter + P);
+    for (let i = 0; i < P; i++) move(remapIter + i, buf[i]!, identIter + i);
+    left -= P;
+  }
+  let identB = start;
+  let remapB = remap;
+  for (let i = 0; i < left; i++) {
+    if (identB === identAlignStart) identB = identIter;
+    if (remapB === remapAlignStart) remapB = remapIter;
+    move(remapB, machine.mfnOf(identB), identB);
+    identB++;
+    remapB++;
+  }
+  if (identAlignStart >= identAlignEnd) ident += p2m.setRangeIdentity(start, start + size);
+  else {
+    if (start < identAlignStart) ident += p2m.setRangeIdentity(start, identAlignStart);
+    if (start + size > identIter) ident += p2m.setRangeIdentity(identIter, start + size);
+  }
+  return ident;
+}
+
+/** v3.18.30: identity + immediate remap (release when no RAM stretch is left), then 3.8's extra memory. */
+export function memorySetup318(input: MemorySetupInput, p2m: P2mOps, machine: MachineOps): MemorySetupResult {
+  const messages: string[] = [];
+  const history: { value: number; by: string }[] = [];
+  const remapped: RemapRecord[] = [];
+  let maxPfn = Math.min(input.pagesLimit, input.nrPages);
+  let memEnd = maxPfn * PAGE_SIZE;
+  let map = input.hostE820.map((e) => ({ ...e }));
+  if (input.role === 'dom0') map = map.map((e) => (e.type === E820_UNUSABLE ? { ...e, type: E820_RAM } : e));
+  map = sanitizeE820(map);
+  const maxPages = xenGetMaxPages38(input);
+  let extra = maxPages > maxPfn ? maxPages - maxPfn : 0;
+  // xen_set_identity_and_remap
+  const nr = maxPfn;
+  let identity = 0;
+  let remappedPages = 0;
+  let released = 0;
+  let lastPfn = nr;
+  for (const run of nonRamRuns(map)) {
+    let remapPfn = lastPfn;
+    const n = run.end - run.start;
+    let i = 0;
+    while (i < n) {
+      const cur = run.start + i;
+      const left = n - i;
+      let size = left;
+      if (cur >= nr) {
+        identity += p2m.setRangeIdentity(cur, cur + size);
+        break;
+      }
+      if (cur + size > nr) size = nr - cur;
+      const found = findPfnRange318(map, remapPfn);
+      remapPfn = found.start;
+      if (!found.size) {
+        released += releaseChunk(p2m, machine, cur, Math.min(cur + left, nr));
+        identity += p2m.setRangeIdentity(cur, cur + left);
+        break;
+      }
+      size = Math.min(size, found.size);
+      remapChunk318(p2m, machine, cur, size, remapPfn);
+      remapped.push({ from: { start: cur, end: cur + size }, to: { start: remapPfn, end: remapPfn + size }, how: 'remap' });
+      i += size;
+      remapPfn += size;
+      identity += size;
+      remappedPages += size;
+    }
+    lastPfn = remapPfn;
+  }
+  messages.push(`Set ${identity} page(s) to 1-1 mapping`);
+  messages.push(`Remapped ${remappedPages} page(s), last_pfn=${lastPfn}`);
+  messages.push(`Released ${released} page(s)`);
+  extra += released;
+  if (lastPfn > maxPfn) {
+    maxPfn = Math.min(input.pagesLimit, lastPfn);
+    memEnd = maxPfn * PAGE_SIZE;
+  }
+  extra = Math.min(EXTRA_MEM_RATIO * Math.min(maxPfn, MAXMEM_PAGES), extra);
+  const { out, extraRegions, lastAddr } = e820LoopWithExtra38(map, memEnd, extra, p2m, history);
+  // identity from the end of the last entry to ~0 (clamped to MAX_P2M_PFN by the tree)
+  p2m.setRangeIdentity(pfnDown(lastAddr), Number.MAX_SAFE_INTEGER);
+  const fin = finishKernelE820(out);
+  return { kernelE820: fin.e820, maxPfn: fin.maxPfn, maxLowPfn: fin.maxLowPfn, extraRegions, released, identity, remapped, pendingRemap: [], messages, history };
 }

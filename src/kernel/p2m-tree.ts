@@ -1,5 +1,5 @@
-// The 3-level p2m_top tree of Linux ≤ 3.18 and its toolstack mirror (arch/x86/xen/p2m.c, v3.8.13;
-// the 2c185687 "delay construction of mfn_list_list" variant per linux-p2m.md §2, §4).
+// The 3-level p2m_top tree of Linux ≤ 3.18 and its toolstack mirror (arch/x86/xen/p2m.c, v3.8.13 and
+// v3.18.30; the 2c185687 "delay construction of mfn_list_list" variant per linux-p2m.md §2, §4).
 import { MAX_P2M_PFN, P2M_MID_PER_PAGE, P2M_PER_PAGE, P2M_PFNS_PER_TOP, P2M_TOP_PER_PAGE, p2mIndex, p2mMidIndex, p2mTopIndex } from '../xen/abi.js';
 import { KPage, P2mPage, PtrPage, type KernelSpace } from './kspace.js';
 
@@ -15,6 +15,12 @@ export interface TreeOptions {
    * xen_pagetable_init.
    */
   mirror: 'early' | 'delayed';
+  /**
+   * '3.8': identity ranges pre-allocate mids at every GiB boundary; pfns ≥ MAX_P2M_PFN read INVALID.
+   * '3.18': a top-level p2m_mid_identity sentinel, early_split_p2m at both ends, pfns ≥ MAX_P2M_PFN read
+   * as identity.
+   */
+  variant: '3.8' | '3.18';
 }
 
 export class P2mTree {
@@ -22,6 +28,8 @@ export class P2mTree {
   readonly missing: P2mPage;
   readonly identity: P2mPage;
   readonly midMissing: Mid;
+  /** 3.18: the whole-GiB identity sentinel (null in 3.8) */
+  readonly midIdentity: Mid | null = null;
   readonly top: Top;
   // toolstack mirror
   topMfn: P2mPage | null = null;
@@ -34,10 +42,22 @@ export class P2mTree {
     readonly ks: KernelSpace,
     readonly opts: TreeOptions,
   ) {
-    this.missing = ks.brk((pfn, va) => new P2mPage(pfn, va, 'brk')).initInvalid();
-    this.midMissing = ks.brk((pfn, va) => new PtrPage<P2mPage>(pfn, va, 'brk')).fill(this.missing);
-    this.top = ks.brk((pfn, va) => new PtrPage<Mid>(pfn, va, 'brk')).fill(this.midMissing);
-    this.identity = ks.brk((pfn, va) => new P2mPage(pfn, va, 'brk')).initInvalid();
+    const leafPage = () => ks.brk((pfn, va) => new P2mPage(pfn, va, 'brk')).initInvalid();
+    const midPage = () => ks.brk((pfn, va) => new PtrPage<P2mPage>(pfn, va, 'brk'));
+    if (opts.variant === '3.18') {
+      // 3.18 brk order: p2m_missing, p2m_identity, p2m_mid_missing, p2m_mid_identity, p2m_top
+      this.missing = leafPage();
+      this.identity = leafPage();
+      this.midMissing = midPage().fill(this.missing);
+      this.midIdentity = midPage().fill(this.identity);
+      this.top = ks.brk((pfn, va) => new PtrPage<Mid>(pfn, va, 'brk')).fill(this.midMissing);
+    } else {
+      // 3.8 brk order: p2m_missing, p2m_mid_missing, p2m_top, p2m_identity
+      this.missing = leafPage();
+      this.midMissing = midPage().fill(this.missing);
+      this.top = ks.brk((pfn, va) => new PtrPage<Mid>(pfn, va, 'brk')).fill(this.midMissing);
+      this.identity = leafPage();
+    }
   }
 
   private mfnOf(p: KPage): number {
@@ -77,7 +97,9 @@ export class P2mTree {
 
   /** get_phys_to_machine */
   get(pfn: number): { invalid: boolean; identity: boolean; mfn: number } {
-    if (pfn >= MAX_P2M_PFN) return { invalid: true, identity: false, mfn: -1 };
+    if (pfn >= MAX_P2M_PFN) {
+      return this.opts.variant === '3.18' ? { invalid: false, identity: true, mfn: pfn } : { invalid: true, identity: false, mfn: -1 };
+    }
     const leaf = this.top.slots[p2mTopIndex(pfn)]!.slots[p2mMidIndex(pfn)]!;
     if (leaf === this.identity) return { invalid: false, identity: true, mfn: pfn };
     const i = p2mIndex(pfn);
@@ -88,9 +110,17 @@ export class P2mTree {
   /** __set_phys_to_machine with value = mfn ≥ 0, 'invalid', or 'identity' (IDENTITY_FRAME(pfn)). */
   set(pfn: number, value: number | 'invalid' | 'identity'): boolean {
     if (pfn >= MAX_P2M_PFN) return value === 'invalid';
-    const mid = this.top.slots[p2mTopIndex(pfn)]!;
+    const t = p2mTopIndex(pfn);
+    const mid = this.top.slots[t]!;
     const m = p2mMidIndex(pfn);
     const leaf = mid.slots[m]!;
+    if (value === 'identity' && this.midIdentity) {
+      if (mid === this.midIdentity) return true;
+      if (mid === this.midMissing) {
+        this.top.slots[t] = this.midIdentity; // whole GiB becomes identity; the mirror is not touched
+        return true;
+      }
+    }
     if (value === 'identity') {
       if (leaf === this.identity) return true;
       if (leaf === this.missing) {
@@ -178,8 +208,13 @@ export class P2mTree {
     return this.set(pfn, value);
   }
 
-  /** set_phys_range_identity (3.8): returns the number of pfns set. */
+  /** set_phys_range_identity: returns the number of pfns set. */
   setRangeIdentity(s: number, e: number): number {
+    return this.opts.variant === '3.18' ? this.setRangeIdentity318(s, e) : this.setRangeIdentity38(s, e);
+  }
+
+  /** v3.8.13: mids at every GiB boundary of the range, boundary leaves at both ends, then one by one. */
+  private setRangeIdentity38(s: number, e: number): number {
     if (s >= MAX_P2M_PFN || e >= MAX_P2M_PFN || s > e) return 0;
     const first = s - (s % P2M_PFNS_PER_TOP);
     const end = Math.ceil(e / P2M_PFNS_PER_TOP) * P2M_PFNS_PER_TOP;
@@ -189,6 +224,31 @@ export class P2mTree {
     let pfn = s;
     for (; pfn < e; pfn++) if (!this.set(pfn, 'identity')) break;
     return pfn - s;
+  }
+
+  /** early_split_p2m (3.18): a mid unless pfn starts a GiB, a leaf unless it starts a leaf. */
+  private earlySplit(pfn: number): void {
+    if (pfn >= MAX_P2M_PFN) return;
+    if (p2mMidIndex(pfn) || p2mIndex(pfn)) this.earlyAllocMid(pfn);
+    if (p2mIndex(pfn)) this.earlyAllocLeaf(pfn, false);
+  }
+
+  /** v3.18.30: split both ends, then set, skipping whole identity leaves and GiBs. */
+  private setRangeIdentity318(s: number, e0: number): number {
+    if (s >= MAX_P2M_PFN || s > e0) return 0;
+    const e = Math.min(e0, MAX_P2M_PFN);
+    this.earlySplit(s);
+    this.earlySplit(e);
+    let pfn = s;
+    while (pfn < e) {
+      const t = p2mTopIndex(pfn);
+      const m = p2mMidIndex(pfn);
+      if (!this.set(pfn, 'identity')) break;
+      pfn++;
+      if (this.top.slots[t] === this.midIdentity) pfn = Math.ceil(pfn / P2M_PFNS_PER_TOP) * P2M_PFNS_PER_TOP;
+      else if (this.top.slots[t]!.slots[m] === this.identity) pfn = Math.ceil(pfn / P2M_PER_PAGE) * P2M_PER_PAGE;
+    }
+    return Math.min(pfn, e) - s;
   }
 
   /**
@@ -264,6 +324,7 @@ export class P2mTree {
     const ks = this.ks;
     ks.defineVar('p2m_top', this.top);
     ks.defineVar('p2m_mid_missing', this.midMissing);
+    if (this.midIdentity) ks.defineVar('p2m_mid_identity', this.midIdentity);
     ks.defineVar('p2m_missing', this.missing);
     ks.defineVar('p2m_identity', this.identity);
     ks.defineVar('p2m_top_mfn', this.topMfn);
