@@ -59,6 +59,7 @@ export function emulate(input: EmulateInput): EmulatedGuest {
   const sharedInfo = Buffer.alloc(PAGE_SIZE);
   const sharedInfoMfn = machine.xenPage();
   const startInfo = ks.xen((pfn, va) => new KPage(pfn, va, 'xen'));
+  startInfo.keepMapped = true;
   const flags = (role === 'dom0' ? SIF_PRIVILEGED | SIF_INITDOMAIN : 0) | (role === 'domU' ? SIF_VIRT_P2M_4TOOLS : 0);
   const history: { value: number; by: string }[] = [];
   let setup: MemorySetupResult;

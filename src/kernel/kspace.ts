@@ -30,6 +30,8 @@ export type PageRegion = 'image' | 'brk' | 'xen' | 'bootmem';
 
 /** One guest page the kernel knows: its pfn and the VA the kernel uses for it. */
 export class KPage {
+  /** Xen-provided pages stay mapped after boot only when set (start_info); mfn_list is unmapped */
+  keepMapped = false;
   constructor(
     readonly pfn: number,
     readonly va: bigint,
@@ -86,10 +88,16 @@ export class P2mPage extends KPage {
     out.fill(0xff);
     if (this.lazyBase < 0 || !this.lazyMachine) return;
     const n = Math.max(0, Math.min(P2M_PER_PAGE, this.lazyLimit - this.lazyBase));
+    const words = out.byteOffset % 4 === 0 ? new Uint32Array(out.buffer, out.byteOffset, PAGE_SIZE / 4) : null;
     this.lazyMachine.fillMfns(this.lazyBase, n, (i, mfn) => {
       if (mfn < 0) return;
-      out.writeUInt32LE(mfn % TWO32, i * 8);
-      out.writeUInt32LE(Math.floor(mfn / TWO32), i * 8 + 4);
+      if (words) {
+        words[i * 2] = mfn % TWO32;
+        words[i * 2 + 1] = Math.floor(mfn / TWO32);
+      } else {
+        out.writeUInt32LE(mfn % TWO32, i * 8);
+        out.writeUInt32LE(Math.floor(mfn / TWO32), i * 8 + 4);
+      }
     });
   }
 
@@ -362,12 +370,15 @@ export class KernelSpace {
       }
     }
 
-    // kernel image + brk + Xen's initial mapping: VA = __START_KERNEL_map + pfn * PAGE_SIZE
-    for (let pfn = KERNEL_FIRST_PFN; pfn < this.xenNext; pfn++) {
-      if (pfn >= this.brkNext && pfn < this.xenBase) continue;
+    // kernel image + brk: VA = __START_KERNEL_map + pfn * PAGE_SIZE
+    const mapImagePfn = (pfn: number): void => {
       if (!mem.hasFrame(mfnOf(pfn))) mem.newFrame(mfnOf(pfn));
       pt.map4k(START_KERNEL_MAP + BigInt(pfn) * BigInt(PAGE_SIZE), mfnOf(pfn), flags);
-    }
+    };
+    for (let pfn = KERNEL_FIRST_PFN; pfn < this.brkNext; pfn++) mapImagePfn(pfn);
+    // Xen's initial mapping: the kernel unmaps the initial mfn_list once it has its own p2m
+    // (xen_cleanhighmap in 3.8's xen_pagetable_init, xen_pagetable_p2m_free in 4.x); start_info stays
+    for (const p of this.pages) if (p.region === 'xen' && p.keepMapped) mapImagePfn(p.pfn);
     // direct map of bootmem pages
     for (const p of this.pages) {
       if (p.region === 'bootmem') pt.map4k(p.va, frameOfPage(p), flags);

@@ -9,7 +9,7 @@ import { crashView } from '../toolstack/crash-view.js';
 import { mapP2m } from '../toolstack/toolstack-view.js';
 
 /** The frames a later audit of this image (either --method) will read, ascending. */
-export function framesNeeded(img: GuestImage): number[] {
+export function framesNeeded(img: GuestImage & { hasFrame?(frame: number): boolean }): number[] {
   const need = new Set<number>();
   const guest = readGuestView(img);
   for (const f of guest.structureFrames) need.add(f);
@@ -31,7 +31,8 @@ export function framesNeeded(img: GuestImage): number[] {
       if (f >= 0) need.add(f);
     }
   }
-  return [...need].filter((f) => img.readFrame(f) !== null).sort((a, b) => a - b);
+  const present = img.hasFrame ? (f: number) => img.hasFrame!(f) : (f: number) => img.readFrame(f) !== null;
+  return [...need].filter(present).sort((a, b) => a - b);
 }
 
 export function writeEmulatedP2ms(img: MemoryImage, path: string, opts: { overwrite?: boolean } = {}): { frames: number } {
