@@ -50,6 +50,8 @@ class BatchedPageReader {
   private locs: Float64Array = new Float64Array(0);
   private batchFirst = 0;
   private batchPages = 0;
+  /** the batch's leaves sit at descending file offsets (memblock hands out pages top-down) */
+  private batchDesc = false;
 
   constructor() {
     for (let p = 0; p < READ_BATCH_PAGES; p++) this.views.push(this.buf.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE));
@@ -60,18 +62,29 @@ class BatchedPageReader {
     this.locs = locs;
     this.batchFirst = 0;
     this.batchPages = 0;
+    this.batchDesc = false;
   }
 
   page(i: number, loc: number): Buffer | null {
     const rel = i - this.batchFirst;
-    if (rel >= 0 && rel < this.batchPages && this.locs[i] === loc) return this.views[rel]!;
-    // new batch: leaf i plus the following leaves whose pages follow it in the file
+    if (rel >= 0 && rel < this.batchPages && this.locs[i] === loc) {
+      return this.views[this.batchDesc ? this.batchPages - 1 - rel : rel]!;
+    }
+    // new batch: leaf i plus the following leaves whose pages are its file neighbours, in either direction
+    const step = i + 1 < this.locs.length && this.locs[i + 1] === loc - PAGE_SIZE ? -PAGE_SIZE : PAGE_SIZE;
     let run = 1;
-    while (run < READ_BATCH_PAGES && i + run < this.locs.length && this.locs[i + run] === loc + run * PAGE_SIZE) run++;
-    const bytes = readFully(this.fd, this.buf, run * PAGE_SIZE, loc);
+    while (run < READ_BATCH_PAGES && i + run < this.locs.length && this.locs[i + run] === loc + run * step) run++;
+    const start = step > 0 ? loc : loc - (run - 1) * PAGE_SIZE;
+    const bytes = readFully(this.fd, this.buf, run * PAGE_SIZE, start);
     this.batchFirst = i;
-    this.batchPages = Math.floor(bytes / PAGE_SIZE);
-    return this.batchPages > 0 ? this.views[0]! : null;
+    this.batchDesc = step < 0;
+    if (bytes < run * PAGE_SIZE) {
+      // short read (truncated file): only an ascending prefix is usable
+      this.batchDesc = false;
+      this.batchPages = step > 0 ? Math.floor(bytes / PAGE_SIZE) : 0;
+      if (step < 0) return null;
+    } else this.batchPages = run;
+    return this.batchPages > 0 ? this.views[this.batchDesc ? this.batchPages - 1 : 0]! : null;
   }
 }
 
