@@ -16,6 +16,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { auditImage } from '../src/audit/audit-image.js';
+import { auditInProcess } from '../src/audit/run-audit.js';
 import { GuestLeaf } from '../src/audit/leaf-map.js';
 import { openImage } from '../src/image/open-image.js';
 import { parseE820 } from '../src/input/e820.js';
@@ -341,6 +342,8 @@ interface SizeResult {
   error: string | null;
   emulateS?: number;
   writeS?: number;
+  /** this (bench) process's peak RSS right after emulating + writing: the emulator's high-water mark so far */
+  benchRssAfterEmulateKiB?: number;
   frames?: number;
   fileBytes?: number;
   verdict?: string;
@@ -348,7 +351,20 @@ interface SizeResult {
   pageLeaves?: number;
   cat?: { samplesS: number[]; medianS: number };
   audit?: Record<string, { samplesS: number[]; medianS: number; rssKiB: (number | null)[]; peakRssKiB: number | null }>;
-  inProcess?: { samplesS: number[]; medianS: number; leaves: number; pageLeaves: number; leavesPerS: number; pageLeavesPerS: number; sameAsChild: boolean };
+  inProcess?: {
+    /** auditImage(img, {jobs: 0}): toolstack walk + guest view + per-leaf loop + report */
+    samplesS: number[];
+    medianS: number;
+    /** auditInProcess alone on the views auditImage returned: the per-leaf loop only */
+    loopSamplesS: number[];
+    loopMedianS: number;
+    leaves: number;
+    pageLeaves: number;
+    leavesPerS: number;
+    pageLeavesPerS: number;
+    loopPageLeavesPerS: number;
+    sameAsChild: boolean;
+  };
 }
 
 function checkAudit(r: ChildResult, what: string): Record<string, unknown> {
@@ -371,6 +387,7 @@ async function benchSize(sizeGiB: number, opts: Options, runner: Runner, tmp: st
   const res: SizeResult = { sizeGiB, nrPages, error: null };
   const dir = fs.mkdtempSync(path.join(tmp, `g${sizeGiB}-`));
   const file = path.join(dir, `linux-4.x-${sizeGiB}g.p2ms`);
+  let stage = 'setup';
   try {
     // 1. emulate + write
     const profile = findProfile(PROFILE_ID);
@@ -378,20 +395,24 @@ async function benchSize(sizeGiB: number, opts: Options, runner: Runner, tmp: st
     const e820Text = hostE820Text(sizeGiB);
     fs.writeFileSync(path.join(dir, 'host-e820.txt'), e820Text);
     const hostE820 = parseE820(e820Text, `host e820 for ${sizeGiB} GiB`);
+    stage = 'emulate';
     log(`${sizeGiB} GiB: emulating ${PROFILE_ID} dom0, nr_pages = max_pages = 0x${nrPages.toString(16)}`);
     let t = performance.now();
     let guest: ReturnType<typeof emulate> | null = emulate({ profile, hostE820, nrPages, maxPages: nrPages, seed: SEED });
     res.emulateS = (performance.now() - t) / 1000;
     log(`${sizeGiB} GiB: emulated in ${f2(res.emulateS)} s; writing ${path.basename(file)}`);
+    stage = 'writeEmulatedP2ms';
     t = performance.now();
     res.frames = writeEmulatedP2ms(guest.image, file, { overwrite: true }).frames;
     res.writeS = (performance.now() - t) / 1000;
+    res.benchRssAfterEmulateKiB = process.resourceUsage().maxRSS;
     guest = null; // let the emulated machine go before the timed runs
     res.fileBytes = fs.statSync(file).size;
     log(`${sizeGiB} GiB: wrote ${res.frames} frames, ${f1(res.fileBytes / MiB)} MiB in ${f2(res.writeS)} s`);
 
     // 2./3. warm-up, then cat / j1 / j2 interleaved, median of reps
     const auditArgs = (jobs: number): string[] => [CLI, 'audit', file, '--json', '--jobs', String(jobs)];
+    stage = 'audit runs';
     log(`${sizeGiB} GiB: warm-up (cat, audit --jobs 2)`);
     checkCat(await runner.run('cat', [file], { stdoutFile: '/dev/null', measureRss: false }), 'warm-up cat');
     const warm = checkAudit(await runner.run(process.execPath, auditArgs(2)), 'warm-up audit --jobs 2');
@@ -423,8 +444,10 @@ async function benchSize(sizeGiB: number, opts: Options, runner: Runner, tmp: st
     res.audit = audit;
 
     // 5. in-process classification (auditImage, jobs 0)
+    stage = 'in-process audit';
     log(`${sizeGiB} GiB: in-process audit (auditImage, jobs 0)`);
     const inS: number[] = [];
+    const loopS: number[] = [];
     let leaves = 0;
     let pageLeaves = 0;
     let same = true;
@@ -435,7 +458,13 @@ async function benchSize(sizeGiB: number, opts: Options, runner: Runner, tmp: st
       try {
         const t0 = performance.now();
         const out = await auditImage(img, { jobs: 0 });
-        if (rep >= 0) inS.push((performance.now() - t0) / 1000);
+        const t1 = performance.now();
+        auditInProcess(img, out.tool, out.guest);
+        const t2 = performance.now();
+        if (rep >= 0) {
+          inS.push((t1 - t0) / 1000);
+          loopS.push((t2 - t1) / 1000);
+        }
         leaves = out.audit.leaves;
         pageLeaves = 0;
         for (const k of out.guest.kinds) if (k === GuestLeaf.PAGE) pageLeaves++;
@@ -447,11 +476,23 @@ async function benchSize(sizeGiB: number, opts: Options, runner: Runner, tmp: st
     }
     if (!same) throw new Error('the in-process audit (jobs 0) classified the pages differently from the worker-pool audit');
     const m = median(inS);
+    const lm = median(loopS);
     res.auditedLeaves = leaves;
     res.pageLeaves = pageLeaves;
-    res.inProcess = { samplesS: inS, medianS: m, leaves, pageLeaves, leavesPerS: leaves / m, pageLeavesPerS: pageLeaves / m, sameAsChild: same };
+    res.inProcess = {
+      samplesS: inS,
+      medianS: m,
+      loopSamplesS: loopS,
+      loopMedianS: lm,
+      leaves,
+      pageLeaves,
+      leavesPerS: leaves / m,
+      pageLeavesPerS: pageLeaves / m,
+      loopPageLeavesPerS: pageLeaves / lm,
+      sameAsChild: same,
+    };
   } catch (e) {
-    res.error = (e as Error).message;
+    res.error = `${stage}: ${(e as Error).message}`;
     log(`${sizeGiB} GiB: FAILED: ${res.error}`);
   } finally {
     if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
@@ -507,17 +548,26 @@ function fit(points: { x: number; y: number }[]): { fixed: number; perUnit: numb
   return { fixed: my - perUnit * mx, perUnit };
 }
 
-function report(results: SizeResult[], extra: { cliFloorS: number | null; rss: RssMethod }): { text: string; goals: Goal[]; scaling: unknown[] } {
+function report(results: SizeResult[], extra: { cliFloorS: number | null; rss: RssMethod; loadStart: number[]; loadEnd: number[] }): { text: string; goals: Goal[]; scaling: unknown[] } {
   const ok = results.filter((r) => r.error === null);
   let s = '';
   s += `\np2m-audit benchmark: ${PROFILE_ID} dom0, nr_pages = max_pages = guest size; ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim() ?? '?'}), node ${process.version}\n`;
   s += `child timings are wall-clock medians, warm page cache; peak RSS via ${extra.rss === 'time' ? '/usr/bin/time -f %M' : extra.rss === 'hook' ? 'process.resourceUsage().maxRSS (--import hook)' : '(not measured)'}\n`;
-  s += `CLI start-up floor (node dist/src/cli.js profiles --json): ${f3(extra.cliFloorS)} s\n\n`;
+  s += `CLI start-up floor (node dist/src/cli.js profiles --json): ${f3(extra.cliFloorS)} s; `;
+  s += `load average ${extra.loadStart.map(f2).join(' ')} at start, ${extra.loadEnd.map(f2).join(' ')} at end (other processes make the figures noisy)\n\n`;
 
   s += 'Emulation (in process, library)\n';
   s += table(
-    ['guest GiB', 'emulate s', 'write s', 'frames', 'file MiB', 'verdict'],
-    results.map((r) => [String(r.sizeGiB), f2(r.emulateS), f2(r.writeS), r.frames?.toString() ?? '-', f1(r.fileBytes !== undefined ? r.fileBytes / MiB : undefined), r.error ? 'FAILED' : r.verdict ?? '-']),
+    ['guest GiB', 'emulate s', 'write s', 'frames', 'file MiB', 'bench RSS MiB', 'verdict'],
+    results.map((r) => [
+      String(r.sizeGiB),
+      f2(r.emulateS),
+      f2(r.writeS),
+      r.frames?.toString() ?? '-',
+      f1(r.fileBytes !== undefined ? r.fileBytes / MiB : undefined),
+      f0(r.benchRssAfterEmulateKiB !== undefined ? r.benchRssAfterEmulateKiB / 1024 : undefined),
+      r.error ? 'FAILED' : r.verdict ?? '-',
+    ]),
   );
   s += '\nAudit (child process: node dist/src/cli.js audit FILE --json --jobs N) vs cat FILE > /dev/null\n';
   s += table(
@@ -538,12 +588,23 @@ function report(results: SizeResult[], extra: { cliFloorS: number | null; rss: R
       ];
     }),
   );
-  s += '\nIn-process classifier (auditImage(img, {jobs: 0}): toolstack walk + guest view + per-leaf loop + report)\n';
+  s += '\nIn-process path (main thread, GuestImage.readFrame): auditImage(img, {jobs: 0}) = walks + guest view + per-leaf loop + report;\n';
+  s += 'loop = auditInProcess alone on the same views. leaves = audited 512-pfn leaves, page-backed = leaves with a guest leaf page\n';
   s += table(
-    ['guest GiB', 'time s', 'leaves', 'leaves/s', 'page-backed leaves', 'page leaves/s', 'MiB/s of leaf pages'],
+    ['guest GiB', 'auditImage s', 'leaves', 'leaves/s', 'page-backed', 'page leaves/s', 'loop s', 'loop page leaves/s', 'loop MiB/s'],
     results.map((r) => {
       const p = r.inProcess;
-      return [String(r.sizeGiB), f3(p?.medianS), p?.leaves.toString() ?? '-', f0(p?.leavesPerS), p?.pageLeaves.toString() ?? '-', f0(p?.pageLeavesPerS), p ? f0((p.pageLeavesPerS * PAGE_SIZE) / MiB) : '-'];
+      return [
+        String(r.sizeGiB),
+        f3(p?.medianS),
+        p?.leaves.toString() ?? '-',
+        f0(p?.leavesPerS),
+        p?.pageLeaves.toString() ?? '-',
+        f0(p?.pageLeavesPerS),
+        f3(p?.loopMedianS),
+        f0(p?.loopPageLeavesPerS),
+        p ? f0((p.loopPageLeavesPerS * PAGE_SIZE) / MiB) : '-',
+      ];
     }),
   );
 
@@ -666,6 +727,7 @@ async function main(): Promise<number> {
     const cliFloorS = median(floor);
 
     const started = performance.now();
+    const loadStart = os.loadavg();
     const results: SizeResult[] = [];
     for (const size of opts.sizes) results.push(await benchSize(size, opts, runner, tmp));
 
@@ -679,7 +741,8 @@ async function main(): Promise<number> {
       }
     }
 
-    const out = report(results, { cliFloorS, rss });
+    const loadEnd = os.loadavg();
+    const out = report(results, { cliFloorS, rss, loadStart, loadEnd });
     let text = out.text;
     if (prof) {
       text += `\nCPU profile of one audit --jobs 2 child, ${prof.sizeGiB} GiB (${f3(prof.wallS)} s wall, profiler on): top self time per thread\n`;
@@ -698,6 +761,7 @@ async function main(): Promise<number> {
       options: { sizesGiB: opts.sizes, reps: opts.reps, profile: PROFILE_ID, seed: SEED, jobs: JOBS },
       rssMethod: rss,
       cliFloorS,
+      loadAverage: { start: loadStart, end: loadEnd },
       results,
       scaling: out.scaling,
       goals: out.goals,

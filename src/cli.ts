@@ -6,7 +6,13 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { auditImage } from './audit/audit-image.js';
 import { InputError } from './image/guest-image.js';
+import type { SymbolTable } from './image/guest-image.js';
 import { openImage } from './image/open-image.js';
+import { renderRestoreCheck, restoreCheck } from './image/restore-check.js';
+import { writeSaveStream } from './image/stream-writer.js';
+import { formatSystemMap, loadSymbols } from './image/symbols.js';
+import { writeXcCore } from './image/xc-core-writer.js';
+import { renderMfndump, type MfndumpView } from './report/p2m-dump.js';
 import { computeDom0Pages, parseDom0Mem } from './input/dom0-mem.js';
 import { parseE820 } from './input/e820.js';
 import { emulate } from './kernel/emulate.js';
@@ -77,6 +83,31 @@ function sameFile(a: string, b: string): boolean {
   }
 }
 
+/** Write an emulated guest in one of the formats; symbols travel inside (.p2ms) or beside (FILE.map). */
+function writeGuest(img: Parameters<typeof writeEmulatedP2ms>[0], out: string, format: string): { frames: number } {
+  switch (format) {
+    case 'p2ms':
+      return writeEmulatedP2ms(img, out, { overwrite: true });
+    case 'xc-core': {
+      const r = writeXcCore(img, out, { overwrite: true });
+      fs.writeFileSync(out + '.map', formatSystemMap(img.symbols));
+      return { frames: r.pages };
+    }
+    case 'xl-save':
+    case 'libxc-stream': {
+      const r = writeSaveStream(img, out, { wrapper: format === 'xl-save' ? 'xl' : 'none', overwrite: true });
+      fs.writeFileSync(out + '.map', formatSystemMap(img.symbols));
+      return { frames: r.pagesWithData };
+    }
+    default:
+      throw new InputError(`--format ${format}: expected p2ms, xc-core, xl-save or libxc-stream`);
+  }
+}
+
+function symbolsOpt(file: string | undefined): { symbols?: SymbolTable } {
+  return file ? { symbols: loadSymbols(file) } : {};
+}
+
 interface EmulateOpts {
   profile: string;
   e820: string;
@@ -120,9 +151,8 @@ async function cmdEmulate(o: EmulateOpts): Promise<number> {
     if (e instanceof InputError) throw e;
     throw new InputError(`emulation of ${profile.id} failed: ${(e as Error).message}`);
   }
-  const outPath = o.output ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-audit-')), 'guest.p2ms');
-  if (o.format !== 'p2ms') throw new InputError(`--format ${o.format}: only p2ms is supported by this build`);
-  const written = writeEmulatedP2ms(guest.image, outPath, { overwrite: true });
+  const outPath = o.output ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-audit-')), `guest.${o.format}`);
+  const written = writeGuest(guest.image, outPath, o.format);
   if (!o.audit) {
     if (o.json) {
       process.stdout.write(JSON.stringify({ schema: 'p2m-audit/emulate@1', file: outPath, format: o.format, frames: written.frames, profile: profile.id, nrPages, maxPages, kernelMaxPfn: guest.facts.kernelMaxPfn, messages: guest.facts.messages, notes }, null, 2) + '\n');
@@ -139,8 +169,8 @@ async function cmdEmulate(o: EmulateOpts): Promise<number> {
   }
 }
 
-async function auditFile(file: string, o: { json?: boolean; jobs: number; method?: 'tree' | 'list' }): Promise<number> {
-  const img = openImage(file);
+async function auditFile(file: string, o: { json?: boolean; jobs: number; method?: 'tree' | 'list'; systemMap?: string }): Promise<number> {
+  const img = openImage(file, symbolsOpt(o.systemMap));
   try {
     const { report } = await auditImage(img, { jobs: o.jobs, method: o.method, onProgress: progress(`auditing ${file}`) });
     process.stdout.write(o.json ? renderJson(report) : renderText(report));
@@ -216,7 +246,11 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--seed <n>', 'seed for machine-frame assignment', parseSeed, 1)
     .option('--config <SYMBOL=VALUE>', 'kernel config symbol (repeatable), e.g. XEN_BALLOON_MEMORY_HOTPLUG_LIMIT=0', collectConfig, {})
     .option('-o, --output <file>', 'write the emulated guest here')
-    .addOption(new Option('--format <fmt>', 'output format').choices(['p2ms']).default('p2ms'))
+    .addOption(
+      new Option('--format <fmt>', 'output format: p2ms (snapshot), xl-save (what `xl save` writes), libxc-stream (bare migration stream), xc-core (what `xl dump-core` writes); the last three get FILE.map beside them')
+        .choices(['p2ms', 'xl-save', 'libxc-stream', 'xc-core'])
+        .default('p2ms'),
+    )
     .option('--force', 'replace an existing output file')
     .option('--audit', 'audit the emulated guest at once (exit code as for audit)')
     .option('--json', 'JSON output')
@@ -231,16 +265,66 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--json', 'JSON output (schema p2m-audit/audit@1, see docs/json-report.md)')
     .option('--jobs <n>', 'worker threads', parseJobs, Math.max(1, os.availableParallelism()))
     .addOption(new Option('--method <m>', 'force the toolstack walk: tree (frame list, as crash and Xen < 4.7) or list (linear p2m)').choices(['tree', 'list']))
-    .action(async (file: string, o: { json?: boolean; jobs: number; method?: 'tree' | 'list' }) => {
+    .option('--system-map <file>', 'kernel symbols (System.map or /proc/kallsyms, plain or .gz) for images that carry none (default: FILE.map beside the image)')
+    .action(async (file: string, o: { json?: boolean; jobs: number; method?: 'tree' | 'list'; systemMap?: string }) => {
       process.exitCode = await auditFile(file, o);
+    });
+
+  program
+    .command('p2m <file>')
+    .description("print a p2m pfn by pfn in xen-mfndump dump-p2m's format: the toolstack view (what save/restore uses), the guest's own view, or the pages a dump holds")
+    .addOption(new Option('--view <v>', 'which p2m').choices(['toolstack', 'guest', 'dump']).default('toolstack'))
+    .option('--domid <n>', 'domain id to print in the header lines', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a domain id (whole number)');
+      return n;
+    })
+    .option('--system-map <file>', 'kernel symbols for images that carry none (needed by --view guest)')
+    .action((file: string, o: { view: MfndumpView; domid?: number; systemMap?: string }) => {
+      const img = openImage(file, symbolsOpt(o.systemMap));
+      try {
+        const pfnType = 'pageType' in img ? (pfn: number) => (img as unknown as { pageType(p: number): number | undefined }).pageType(pfn) : undefined;
+        let buf: string[] = [];
+        const flush = () => {
+          process.stdout.write(buf.join(''));
+          buf = [];
+        };
+        renderMfndump(img, o.view, (line) => {
+          buf.push(line + '\n');
+          if (buf.length >= 4096) flush();
+        }, { domid: o.domid, pfnType });
+        flush();
+      } finally {
+        img.close();
+      }
+    });
+
+  program
+    .command('restore-check <savefile>')
+    .description('read an xl save file / migration stream as the restore side would and list every pfn the guest calls RAM that the stream does not carry (what this migration would lose)')
+    .option('--json', 'JSON output (schema p2m-audit/restore-check@1)')
+    .option('--system-map <file>', 'kernel symbols (default: SAVEFILE.map beside it)')
+    .action((file: string, o: { json?: boolean; systemMap?: string }) => {
+      const img = openImage(file, symbolsOpt(o.systemMap));
+      try {
+        if (img.format !== 'xl-save' && img.format !== 'libxc-stream') {
+          throw new InputError(`${file}: is a ${img.format} image; restore-check reads xl save files and migration streams`);
+        }
+        const loss = restoreCheck(img);
+        process.stdout.write(renderRestoreCheck(loss, !!o.json));
+        process.exitCode = loss.exitCode;
+      } finally {
+        img.close();
+      }
     });
 
   program
     .command('inspect <file>')
     .description('show what an image contains: format, frame space, shared_info arch fields, cr3, symbols, boot facts')
     .option('--json', 'JSON output')
-    .action((file: string, o: { json?: boolean }) => {
-      const img = openImage(file);
+    .option('--system-map <file>', 'kernel symbols for images that carry none')
+    .action((file: string, o: { json?: boolean; systemMap?: string }) => {
+      const img = openImage(file, symbolsOpt(o.systemMap));
       try {
         const info = inspectImage(img);
         process.stdout.write(o.json ? JSON.stringify(info, null, 2) + '\n' : renderInspect(info));
@@ -269,7 +353,17 @@ Example (the OVM/UEK 3.8.13 dom0 case):
   return program;
 }
 
+/** A reader that closed our output (`p2m-audit p2m FILE | head`) ends the run quietly, never with a trace. */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    process.stderr.write(`p2m-audit: cannot write output: ${e.message}\n`);
+    process.exit(EXIT_INTERNAL);
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  quietOnClosedPipe(process.stdout);
   const program = build();
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -94,6 +94,11 @@ export interface GuestImage {
   readonly bootFacts: BootFacts | null;
   /** highest valid frame number (the toolstack's max_mfn), or Infinity when unknown */
   readonly maxFrame: number;
+  /**
+   * Save streams only: the X86_PV_P2M_FRAMES record (the p2m leaf pages the save side found, as pfns,
+   * covering pfns startPfn..endPfn inclusive; leafPfns[k] holds p2m[(startPfn/512 + k)·512 …]).
+   */
+  readonly savedP2m?: { startPfn: number; endPfn: number; leafPfns: Float64Array } | null;
   /** 4096 bytes of one frame, or null when the image does not hold it. Do not keep the buffer. */
   readFrame(frame: number): Buffer | null;
   /** file offset of a frame's 4096 bytes, or -1 when absent (workers read frames by position) */

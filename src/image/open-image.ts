@@ -1,7 +1,10 @@
 // Opens any supported image file, detected by content (magic), never by extension.
 import fs from 'node:fs';
-import { InputError, type GuestImage, type ImageFormat } from './guest-image.js';
+import { InputError, type GuestImage, type ImageFormat, type SymbolTable } from './guest-image.js';
 import { isP2ms, openP2ms } from './p2ms.js';
+import { isLibxcStream, isXlSave, openStream } from './stream-v2.js';
+import { symbolsBeside } from './symbols.js';
+import { isElf, openXcCore } from './xc-core.js';
 
 /** Bytes read from the start of a file to recognise its format. */
 export const MAGIC_PROBE_BYTES = 64;
@@ -15,6 +18,10 @@ export interface DetectedFormat {
 /** Recognise a file's format from its first bytes. */
 export function detectFormat(head: Buffer): DetectedFormat {
   if (isP2ms(head)) return { format: 'p2ms', description: 'p2m-audit snapshot' };
+  if (isXlSave(head)) return { format: 'xl-save', description: 'xl save file' };
+  if (isLibxcStream(head)) return { format: 'libxc-stream', description: 'libxc migration stream' };
+  // any ELF goes to the xc_core reader, which requires ELFCLASS64 ET_CORE with a .note.Xen section
+  if (isElf(head)) return { format: 'xc-core', description: 'ELF file (xl dump-core when it has .note.Xen)' };
   const hex = head.subarray(0, 8).toString('hex');
   return { format: null, description: head.length === 0 ? 'empty file' : `unrecognised content (first bytes ${hex})` };
 }
@@ -38,13 +45,18 @@ export function readHead(path: string): Buffer {
   }
 }
 
-/** Open an image of any supported format. */
-export function openImage(path: string): GuestImage {
+/** Open an image of any supported format. `symbols`: kernel symbols for formats that carry none. */
+export function openImage(path: string, opts: { symbols?: SymbolTable } = {}): GuestImage {
   const d = detectFormat(readHead(path));
   switch (d.format) {
     case 'p2ms':
       return openP2ms(path);
+    case 'xl-save':
+    case 'libxc-stream':
+      return openStream(path, { symbols: opts.symbols ?? symbolsBeside(path) ?? undefined });
+    case 'xc-core':
+      return openXcCore(path, { symbols: opts.symbols ?? symbolsBeside(path) ?? undefined });
     default:
-      throw new InputError(`${path}: offset 0: not a supported image (${d.description}); expected a .p2ms snapshot`);
+      throw new InputError(`${path}: offset 0: not a supported image (${d.description}); expected a .p2ms snapshot, an xl save file or libxc stream, or an xl dump-core (xc_core ELF) file`);
   }
 }

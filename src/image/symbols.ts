@@ -101,3 +101,11 @@ export function symbolsBeside(imagePath: string): SymbolTable | null {
   if (!fs.existsSync(mapPath)) return null;
   return loadSymbols(mapPath);
 }
+
+/** Write a symbol table as System.map text (`ffffffff81000000 D name`, sorted by address). */
+export function formatSystemMap(symbols: SymbolTable): string {
+  return [...symbols]
+    .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : a[0].localeCompare(b[0])))
+    .map(([name, va]) => `${va.toString(16).padStart(16, '0')} D ${name}\n`)
+    .join('');
+}

@@ -68,6 +68,9 @@ export const SH_ADDRALIGN = 48;
 export const SH_ENTSIZE = 56;
 /** Elf64_Nhdr: namesz, descsz, type (u32 each); name and descriptor padded to 4 bytes. */
 export const NHDR_SIZE = 12;
+export const N_NAMESZ = 0;
+export const N_DESCSZ = 4;
+export const N_TYPE = 8;
 export const NOTE_ALIGN = 4;
 
 // ---- xc_core (xg_core.h, public/elfnote.h) -------------------------------------------------------
@@ -127,6 +130,16 @@ export const XV_PAGESIZE = 1272;
 
 /** u32 words, for u64 values read as (low, high). */
 const WORD_BYTES = 4;
+const U64_BYTES = 8;
+/** Guest width of the only guests read (64-bit PV). */
+const GUEST_WIDTH_64 = 8;
+/** Xen's string table is u16-indexed (xg_core.c xc_core_strtab); a larger .shstrtab is not from dump-core. */
+const MAX_SHSTRTAB_BYTES = 0xffff;
+/** Upper bound for .note.Xen (1384 bytes in format 0.1; later minor versions may add notes). */
+const MAX_NOTE_SECTION_BYTES = 1024 * 1024;
+/** .note.Xen of format 0.1: four notes of 16 header bytes each plus their descriptors. */
+const DUMPCORE_NOTE_COUNT = 4;
+const ELF_NOTE_FORMAT_0_1_BYTES = DUMPCORE_NOTE_COUNT * (NHDR_SIZE + XEN_DUMPCORE_ELFNOTE_NAMESZ) + NONE_DESC_SIZE + HEADER_DESC_SIZE + XEN_VERSION_DESC_SIZE + FORMAT_VERSION_DESC_SIZE;
 const WORD_SCALE = 2 ** 32;
 /** Largest high word that keeps a u64 a safe JS integer. */
 const SAFE_HI_MAX = Math.floor(Number.MAX_SAFE_INTEGER / WORD_SCALE);
@@ -136,6 +149,8 @@ const P2M_CHUNK_ENTRIES = 65536;
 const RADIX_BITS = 16;
 const RADIX_BUCKETS = 1 << RADIX_BITS;
 const RADIX_MASK = RADIX_BUCKETS - 1;
+/** Initial capacity of the run list (it doubles as needed). */
+const INITIAL_RUNS = 64;
 /** Largest page count a dump can index (page indexes are kept in Uint32Array). */
 const MAX_PAGES = 0xffffffff;
 /** Sections the reader needs, with the type each must have. */
@@ -257,10 +272,10 @@ function radixOrder(lo: Uint32Array, hi: Uint32Array): Uint32Array {
 
 /** A growable run list: [gmfn, gmfn + len) held at page indexes [index, index + len). */
 class RunBuilder {
-  lo: Uint32Array = new Uint32Array(64);
-  hi: Uint32Array = new Uint32Array(64);
-  index: Uint32Array = new Uint32Array(64);
-  len: Uint32Array = new Uint32Array(64);
+  lo: Uint32Array = new Uint32Array(INITIAL_RUNS);
+  hi: Uint32Array = new Uint32Array(INITIAL_RUNS);
+  index: Uint32Array = new Uint32Array(INITIAL_RUNS);
+  len: Uint32Array = new Uint32Array(INITIAL_RUNS);
   n = 0;
   private lastGmfn = -2;
   private lastIndex = -2;
@@ -299,7 +314,7 @@ class RunBuilder {
 export class XcCoreImage implements GuestImage {
   readonly format = 'xc-core' as const;
   readonly frameSpace = 'mfn' as const;
-  readonly guestWidth = 8;
+  readonly guestWidth = GUEST_WIDTH_64;
   readonly arch: ArchSharedInfo;
   private readonly page = Buffer.alloc(PAGE_SIZE);
 
@@ -474,8 +489,10 @@ class Parser {
       const offset = readU64(table, at + SH_OFFSET);
       const size = readU64(table, at + SH_SIZE);
       if (type !== SHT_NULL) {
-        if (offset === null) this.fail(fileAt + SH_OFFSET, `section ${i}: sh_offset ${u64Hex(table, at + SH_OFFSET)} is beyond the file (${this.size} bytes)`);
-        if (size === null || offset > this.size || size > this.size - offset) {
+        if (offset === null || offset > this.size) {
+          this.fail(fileAt + SH_OFFSET, `section ${i}: sh_offset ${offset ?? u64Hex(table, at + SH_OFFSET)} is beyond the end of the file (${this.size} bytes), expected the section inside the file`);
+        }
+        if (size === null || size > this.size - offset) {
           this.fail(fileAt + SH_SIZE, `section ${i}: sh_offset ${offset} + sh_size ${size ?? u64Hex(table, at + SH_SIZE)} runs past the end of the file (${this.size} bytes), expected the section inside the file`);
         }
       }
@@ -483,6 +500,7 @@ class Parser {
     }
     const strtab = raw[shstrndx]!;
     if (strtab.type !== SHT_STRTAB) this.fail(strtab.at + SH_TYPE, `section ${shstrndx} (e_shstrndx) has type ${strtab.type}, expected ${SHT_STRTAB} (SHT_STRTAB)`);
+    if (strtab.size > MAX_SHSTRTAB_BYTES) this.fail(strtab.at + SH_SIZE, `.shstrtab is ${strtab.size} bytes, expected at most ${MAX_SHSTRTAB_BYTES} (dump-core's string table is u16-indexed)`);
     const names = this.bytes(strtab.offset, strtab.size);
     return raw.map((r, index) => {
       if (r.type === SHT_NULL) return { name: '', index, type: r.type, offset: 0, size: 0 };
@@ -506,7 +524,8 @@ class Parser {
   }
 
   /** The four notes of .note.Xen, each required once with namesz 4, name "Xen" and its descsz. */
-  notes(sec: XcCoreSection): XcCoreNotes {
+  notes(sec: XcCoreSection, sizeAt: number): XcCoreNotes {
+    if (sec.size > MAX_NOTE_SECTION_BYTES) this.fail(sizeAt, `.note.Xen is ${sec.size} bytes, expected at most ${MAX_NOTE_SECTION_BYTES} (the ${DUMPCORE_NOTE_COUNT} notes take ${ELF_NOTE_FORMAT_0_1_BYTES} bytes in format 0.1)`);
     const buf = this.bytes(sec.offset, sec.size);
     const want = new Map<number, [string, number]>([
       [XEN_ELFNOTE_DUMPCORE_NONE, ['XEN_ELFNOTE_DUMPCORE_NONE', NONE_DESC_SIZE]],
@@ -520,9 +539,9 @@ class Parser {
     while (o < buf.length) {
       const at = sec.offset + o;
       if (buf.length - o < NHDR_SIZE) this.fail(at, `.note.Xen: ${buf.length - o} trailing bytes, too few for a ${NHDR_SIZE}-byte note header`);
-      const namesz = buf.readUInt32LE(o);
-      const descsz = buf.readUInt32LE(o + 4);
-      const type = buf.readUInt32LE(o + 8);
+      const namesz = buf.readUInt32LE(o + N_NAMESZ);
+      const descsz = buf.readUInt32LE(o + N_DESCSZ);
+      const type = buf.readUInt32LE(o + N_TYPE);
       if (namesz !== XEN_DUMPCORE_ELFNOTE_NAMESZ) this.fail(at, `.note.Xen note of type ${hex(type)}: namesz ${namesz}, expected ${XEN_DUMPCORE_ELFNOTE_NAMESZ} ("Xen\\0")`);
       const nameAt = o + NHDR_SIZE;
       const descAt = nameAt + align(namesz);
@@ -536,7 +555,7 @@ class Parser {
       const w = want.get(type);
       if (w) {
         if (desc.has(type)) this.fail(at, `.note.Xen: a second ${w[0]} note, expected one`);
-        if (descsz !== w[1]) this.fail(at + 4, `.note.Xen ${w[0]}: descsz ${descsz}, expected ${w[1]}`);
+        if (descsz !== w[1]) this.fail(at + N_DESCSZ, `.note.Xen ${w[0]}: descsz ${descsz}, expected ${w[1]}`);
         desc.set(type, { at: sec.offset + descAt, d: buf.subarray(descAt, descAt + descsz) });
       }
       o = descAt + align(descsz);
@@ -603,14 +622,15 @@ export function openXcCore(path: string, opts: XcCoreOptions = {}): XcCoreImage 
     const sections = p.sections(eh.shoff, eh.shnum, eh.shstrndx);
     const byName = new Map<string, XcCoreSection>();
     for (const [name, type] of REQUIRED_SECTIONS) byName.set(name, p.find(sections, name, type, eh.shoff));
-    const notes = p.notes(byName.get(XEN_DUMPCORE_SEC_NOTE)!);
+    const noteSec = byName.get(XEN_DUMPCORE_SEC_NOTE)!;
+    const notes = p.notes(noteSec, eh.shoff + noteSec.index * ELF64_SHDR_SIZE + SH_SIZE);
 
     // .xen_prstatus: xch_nr_vcpus contexts of 5168 bytes; vCPU 0's ctrlreg[3] is the cr3 the views walk from.
     const pr = byName.get(XEN_DUMPCORE_SEC_PRSTATUS)!;
     if (pr.size / SIZEOF_VCPU_GUEST_CONTEXT_64 !== notes.nrVcpus) {
       p.fail(eh.shoff + pr.index * ELF64_SHDR_SIZE + SH_SIZE, `.xen_prstatus is ${pr.size} bytes, expected xch_nr_vcpus ${notes.nrVcpus} × ${SIZEOF_VCPU_GUEST_CONTEXT_64} (vcpu_guest_context, x86_64)`);
     }
-    const cr3 = p.bytes(pr.offset + VCPU_CTRLREG3_OFFSET_64, 8).readBigUInt64LE(0);
+    const cr3 = p.bytes(pr.offset + VCPU_CTRLREG3_OFFSET_64, U64_BYTES).readBigUInt64LE(0);
 
     // .xen_shared_info is optional (dump-core leaves it out when the page cannot be mapped).
     let sharedInfo: Buffer | null = null;

@@ -2,7 +2,7 @@
 import type { ToolstackView } from '../audit/leaf-map.js';
 import type { GuestImage } from '../image/guest-image.js';
 import { hex, P2M_ENTRY_SIZE } from '../xen/abi.js';
-import { failedView, mapP2mTree, toXenPfn } from './frame-list.js';
+import { failedView, FPP, mapP2mTree, toXenPfn } from './frame-list.js';
 import { mapP2mList } from './linear-p2m.js';
 
 export type ToolstackMethod = 'tree' | 'list';
@@ -26,6 +26,7 @@ export function chooseMethod(img: GuestImage, forced?: ToolstackMethod): { metho
  * arch.p2m_cr3 ≠ 0, else the frame-list tree. Leaf validation against the m2p is not emulated.
  */
 export function mapP2m(img: GuestImage, opts: MapP2mOptions = {}): ToolstackView {
+  if (img.savedP2m) return savedP2mView(img, img.savedP2m, opts);
   const { method, why } = chooseMethod(img, opts.method);
   const arch = img.arch;
   const first = `method ${method}: ${why} (map_p2m)`;
@@ -38,4 +39,37 @@ export function mapP2m(img: GuestImage, opts: MapP2mOptions = {}): ToolstackView
   if (img.sharedInfo === null) view.notes.push('the image holds no shared_info page: the arch fields are the reader\'s defaults');
   view.notes.push('leaf pages are not checked with mfn_in_pseudophysmap (map_p2m_leaves): images carry no m2p');
   return view;
+}
+
+/**
+ * A save stream already holds the save side's result: X86_PV_P2M_FRAMES names the leaf pages (as pfns)
+ * and its end pfn is the max_pfn save used (after trimming). The view IS that record; the walk cannot be
+ * redone in pfn space (arch.p2m_cr3 and the frame-list root in SHARED_INFO are source-host mfns). The
+ * method is the one map_p2m chose from that SHARED_INFO (list when arch.p2m_cr3 ≠ 0). Leaves before
+ * start_pfn (never written by a non-live save) are reported absent (−1).
+ */
+function savedP2mView(img: GuestImage, rec: { startPfn: number; endPfn: number; leafPfns: Float64Array }, opts: MapP2mOptions): ToolstackView {
+  const { method, why } = chooseMethod(img);
+  const startLeaf = Math.floor(rec.startPfn / FPP);
+  const leaves = Math.floor(rec.endPfn / FPP) + 1;
+  const leafFrames = new Float64Array(leaves).fill(-1);
+  leafFrames.set(rec.leafPfns.subarray(0, leaves - startLeaf), startLeaf);
+  const walkMax = img.arch.maxPfn - 1n;
+  const trimmed = walkMax >= 0n && walkMax > BigInt(rec.endPfn) && walkMax <= BigInt(Number.MAX_SAFE_INTEGER);
+  const notes = [
+    `method ${method}: ${why} in the stream's SHARED_INFO (map_p2m, run by the saver)`,
+    `X86_PV_P2M_FRAMES: pfns ${hex(rec.startPfn)}-${hex(rec.endPfn)} in ${rec.leafPfns.length} leaf pages (the saver's max_pfn ${hex(rec.endPfn)})`,
+  ];
+  if (opts.method && opts.method !== method) notes.push(`--method ${opts.method} ignored: a save stream records the walk the saver made`);
+  if (trimmed) notes.push(`the saver trimmed max_pfn from arch.max_pfn − 1 = ${hex(walkMax)} to ${hex(rec.endPfn)}`);
+  return {
+    method,
+    archMaxPfn: img.arch.maxPfn,
+    maxPfn: rec.endPfn,
+    leafFrames,
+    failure: null,
+    untrimmedMaxPfn: trimmed ? Number(walkMax) : null,
+    structureFrames: new Set(),
+    notes,
+  };
 }
