@@ -15,6 +15,7 @@ import { writeXcCore } from './image/xc-core-writer.js';
 import { renderMfndump, type MfndumpView } from './report/p2m-dump.js';
 import { computeDom0Pages, parseDom0Mem } from './input/dom0-mem.js';
 import { parseE820 } from './input/e820.js';
+import { loadKconfig } from './input/kconfig.js';
 import { emulate } from './kernel/emulate.js';
 import { findProfile, profileIds, PROFILES } from './kernel/profiles.js';
 import { writeEmulatedP2ms } from './kernel/snapshot.js';
@@ -23,6 +24,7 @@ import { inspectImage, renderInspect } from './report/inspect.js';
 import { renderJson } from './report/json.js';
 import { renderText } from './report/text.js';
 import { collectFiles, scanFile, type ScanResult } from './scan/scan.js';
+import { renderSweepCsv, renderSweepText, runSweep } from './sweep/sweep.js';
 
 /** Exit code for a bug in p2m-audit itself (never for bad input). */
 const EXIT_INTERNAL = 4;
@@ -116,6 +118,7 @@ interface EmulateOpts {
   maxPages?: number;
   seed: number;
   config: Record<string, string>;
+  kconfig?: string;
   output?: string;
   format: string;
   force?: boolean;
@@ -146,7 +149,7 @@ async function cmdEmulate(o: EmulateOpts): Promise<number> {
   }
   let guest;
   try {
-    guest = emulate({ profile, hostE820, nrPages, maxPages, seed: o.seed, config: o.config, dom0Mem: o.dom0Mem });
+    guest = emulate({ profile, hostE820, nrPages, maxPages, seed: o.seed, kconfig: o.kconfig ? loadKconfig(o.kconfig) : null, config: o.config, dom0Mem: o.dom0Mem });
   } catch (e) {
     if (e instanceof InputError) throw e;
     throw new InputError(`emulation of ${profile.id} failed: ${(e as Error).message}`);
@@ -155,9 +158,10 @@ async function cmdEmulate(o: EmulateOpts): Promise<number> {
   const written = writeGuest(guest.image, outPath, o.format);
   if (!o.audit) {
     if (o.json) {
-      process.stdout.write(JSON.stringify({ schema: 'p2m-audit/emulate@1', file: outPath, format: o.format, frames: written.frames, profile: profile.id, nrPages, maxPages, kernelMaxPfn: guest.facts.kernelMaxPfn, messages: guest.facts.messages, notes }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ schema: 'p2m-audit/emulate@1', file: outPath, format: o.format, frames: written.frames, profile: profile.id, config: guest.facts.config, nrPages, maxPages, kernelMaxPfn: guest.facts.kernelMaxPfn, messages: guest.facts.messages, notes }, null, 2) + '\n');
     } else {
       process.stdout.write(`wrote ${outPath}: ${profile.id}, nr_pages 0x${nrPages.toString(16)}, max pages 0x${maxPages.toString(16)}, ${written.frames} frames\n`);
+      process.stdout.write(`  config: ${Object.entries(guest.facts.config).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)'}\n`);
       for (const m of guest.facts.messages) process.stdout.write(`  | ${m}\n`);
     }
     return 0;
@@ -244,7 +248,8 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--nr-pages <n>', 'start_info.nr_pages directly (overrides --dom0-mem)', parseCount)
     .option('--max-pages <n>', "dom0's maximum reservation (d->max_pages) directly", parseCount)
     .option('--seed <n>', 'seed for machine-frame assignment', parseSeed, 1)
-    .option('--config <SYMBOL=VALUE>', 'kernel config symbol (repeatable), e.g. XEN_BALLOON_MEMORY_HOTPLUG_LIMIT=0', collectConfig, {})
+    .option('--kconfig <file>', "the kernel's .config (/boot/config-*, plain or .gz): its Xen p2m symbols replace the profile's defaults")
+    .option('--config <SYMBOL=VALUE>', 'one kernel config symbol (repeatable, applied last), e.g. XEN_MEMORY_HOTPLUG_LIMIT=0', collectConfig, {})
     .option('-o, --output <file>', 'write the emulated guest here')
     .addOption(
       new Option('--format <fmt>', 'output format: p2ms (snapshot), xl-save (what `xl save` writes), libxc-stream (bare migration stream), xc-core (what `xl dump-core` writes); the last three get FILE.map beside them')
@@ -340,6 +345,37 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--jobs <n>', 'worker threads per audit', parseJobs, Math.max(1, os.availableParallelism()))
     .action(async (paths: string[], o: { json?: boolean; jobs: number }) => {
       process.exitCode = await cmdScan(paths, o);
+    });
+
+  program
+    .command('sweep')
+    .description('emulate and audit every dom0_mem value × kernel profile on one host map; prints a matrix of verdicts and MiB at risk')
+    .requiredOption('--e820 <file>', 'host memory map (same forms as emulate)')
+    .requiredOption('--dom0-mem <range>', 'FROM..TO (doubling) or FROM..TO:STEP, e.g. 512m..64g or 1g..8g:512m')
+    .option('--profile <ids>', 'comma-separated profiles', profileIds().join(','))
+    .option('--no-max', 'sweep dom0_mem=SIZE instead of dom0_mem=SIZE,max:SIZE')
+    .option('--kconfig <file>', "the kernel's .config for every profile")
+    .option('--config <SYMBOL=VALUE>', 'one kernel config symbol (repeatable)', collectConfig, {})
+    .option('--seed <n>', 'seed for machine-frame assignment', parseSeed, 1)
+    .option('--jobs <n>', 'worker threads', parseJobs, Math.max(1, os.availableParallelism()))
+    .option('--json', 'JSON output (schema p2m-audit/sweep@1)')
+    .option('--csv', 'CSV output, one line per combination')
+    .action(async (o: { e820: string; dom0Mem: string; profile: string; max: boolean; kconfig?: string; config: Record<string, string>; seed: number; jobs: number; json?: boolean; csv?: boolean }) => {
+      const hostE820 = parseE820(readText(o.e820, 'the e820 map'), o.e820);
+      const m = await runSweep({
+        hostE820,
+        range: o.dom0Mem,
+        profiles: o.profile.split(',').map((p) => p.trim()).filter(Boolean),
+        withMax: o.max,
+        jobs: o.jobs,
+        kconfig: o.kconfig ? loadKconfig(o.kconfig) : null,
+        config: o.config,
+        seed: o.seed,
+        onProgress: progress('sweep'),
+      });
+      process.stdout.write(o.json ? JSON.stringify(m, null, 2) + '\n' : o.csv ? renderSweepCsv(m) : renderSweepText(m));
+      const cells = m.cells.flat();
+      process.exitCode = cells.some((c) => c.error) ? EXIT_INPUT_ERROR : cells.some((c) => c.verdict === 'FATAL') ? 1 : cells.some((c) => c.verdict === 'WARN') ? 3 : 0;
     });
 
   program

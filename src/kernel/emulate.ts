@@ -22,7 +22,7 @@ import { MachineMemory } from './machine.js';
 import { memorySetup38, memorySetup318, memorySetup4x, nonRamRuns, delExtra, type MemorySetupResult } from './memory-setup.js';
 import { P2mLinear, PFNS_PER_PMD } from './p2m-linear.js';
 import { P2mTree } from './p2m-tree.js';
-import { maxDomainPages, p2mLimitGiB, type KernelProfile } from './profiles.js';
+import { effectiveConfig, maxDomainPages, p2mLimitGiB, type KernelProfile } from './profiles.js';
 
 export interface EmulateInput {
   profile: KernelProfile;
@@ -32,7 +32,9 @@ export interface EmulateInput {
   /** XENMEM_maximum_reservation (d->max_pages) */
   maxPages: number;
   role?: 'dom0' | 'domU';
-  /** kernel config overrides (CONFIG_* → value) */
+  /** a whole kernel .config (its P2M symbols; replaces the profile's defaults) */
+  kconfig?: Record<string, string> | null;
+  /** single config overrides (CONFIG_* → value), applied last */
   config?: Record<string, string>;
   seed?: number;
   dom0Mem?: string;
@@ -45,12 +47,14 @@ export interface EmulatedGuest {
 
 /** MAXMEM / PAGE_SIZE: xen_get_pages_limit for 64-bit dom0 (4.x). */
 const PAGES_LIMIT_4X = 2 ** 46 / PAGE_SIZE;
+/** GB(512) / PAGE_SIZE: the domU limit while xen_512gb_limit (CONFIG_XEN_512GB) holds. */
+const PAGES_LIMIT_512GB = 2 ** 39 / PAGE_SIZE;
 
 export function emulate(input: EmulateInput): EmulatedGuest {
   const { profile } = input;
   const role = input.role ?? 'dom0';
   const seed = input.seed ?? 1;
-  const config = { ...profile.defaults, ...(input.config ?? {}) };
+  const config = effectiveConfig(profile, input.kconfig ?? null, input.config ?? {});
   const machine = new MachineMemory(input.hostE820, input.nrPages, seed);
   const runs = nonRamRuns(input.hostE820);
   const isHole = (pfn: number): boolean => runs.some((r) => pfn >= r.start && pfn < r.end);
@@ -135,7 +139,8 @@ export function emulate(input: EmulateInput): EmulatedGuest {
         return lin.xenP2mSize;
       },
     };
-    setup = memorySetup4x({ hostE820: input.hostE820, nrPages: input.nrPages, maxPages: input.maxPages, role, pagesLimit: PAGES_LIMIT_4X }, ops, machine);
+    const pagesLimit = role === 'domU' && config['CONFIG_XEN_512GB'] === 'y' ? PAGES_LIMIT_512GB : PAGES_LIMIT_4X; // xen_get_pages_limit
+    setup = memorySetup4x({ hostE820: input.hostE820, nrPages: input.nrPages, maxPages: input.maxPages, role, pagesLimit }, ops, machine);
     history.push(...setup.history);
     // xen_pagetable_init: p2m setup (vmalloc), build, remap, shared info
     const size = lin.vmalloc(setup.extraRegions);

@@ -152,8 +152,15 @@ export class MachineMemory {
     return this.takeFree();
   }
 
-  /** XENMEM_decrease_reservation / a remap moving pfn's frame away. */
+  /** A remap moving pfn's frame away (the frame stays the guest's, at another pfn). */
   forget(pfn: number): void {
+    this.extra.set(pfn, -1);
+  }
+
+  /** XENMEM_decrease_reservation: the frame goes back to Xen's heap, where populate may find it again. */
+  release(pfn: number): void {
+    const mfn = this.mfnOf(pfn);
+    if (mfn >= 0) this.free.push({ mfn, len: 1 });
     this.extra.set(pfn, -1);
   }
 

@@ -51,6 +51,8 @@ export interface MachineOps {
   mfnOf(pfn: number): number;
   populate(pfn: number): number;
   forget(pfn: number): void;
+  /** XENMEM_decrease_reservation: give pfn's frame back to Xen */
+  release(pfn: number): void;
   assign(pfn: number, mfn: number): void;
 }
 
@@ -226,7 +228,7 @@ export function memorySetup38(input: MemorySetupInput, p2m: P2mOps, machine: Mac
       for (let pfn = run.start; pfn < Math.min(run.end, nr); pfn++) {
         const v = p2m.get(pfn);
         if (v.invalid || v.identity) continue; // "make sure pfn exists": m2p must point back
-        machine.forget(pfn);
+        machine.release(pfn);
         if (!p2m.earlySet(pfn, 'invalid')) break;
         len++;
       }
@@ -265,7 +267,7 @@ export function memorySetup38(input: MemorySetupInput, p2m: P2mOps, machine: Mac
       if (!p2m.get(pfn).invalid) continue;
       const mfn = machine.populate(pfn);
       if (!p2m.earlySet(pfn, mfn)) {
-        machine.forget(pfn);
+        machine.release(pfn);
         break;
       }
       done++;
@@ -389,7 +391,7 @@ export function memorySetup4x(input: MemorySetupInput, p2m: P2mOps & { xenP2mSiz
         for (let pfn = cur; pfn < Math.min(cur + left, maxPfn0); pfn++) {
           const v = p2m.get(pfn);
           if (v.invalid || v.identity) continue;
-          machine.forget(pfn);
+          machine.release(pfn);
           released++;
           p2m.earlySet(pfn, 'invalid');
         }
@@ -428,7 +430,7 @@ function releaseChunk(p2m: P2mOps, machine: MachineOps, start: number, end: numb
   for (let pfn = start; pfn < end; pfn++) {
     const v = p2m.get(pfn);
     if (v.invalid || v.identity) continue;
-    machine.forget(pfn);
+    machine.release(pfn);
     if (!p2m.earlySet(pfn, 'invalid')) break;
     n++;
   }

@@ -90,7 +90,7 @@ export const PROFILES: KernelProfile[] = [
     maxPfnFix: false,
     pageOffset: PAGE_OFFSET_LEGACY,
     vmallocStart: VMALLOC_START_LEGACY,
-    defaults: { CONFIG_XEN_BALLOON_MEMORY_HOTPLUG: 'y', CONFIG_XEN_BALLOON_MEMORY_HOTPLUG_LIMIT: '512' },
+    defaults: { CONFIG_XEN_BALLOON_MEMORY_HOTPLUG: 'y', CONFIG_XEN_BALLOON_MEMORY_HOTPLUG_LIMIT: '512', CONFIG_XEN_512GB: 'y' },
   },
   {
     id: 'linux-6.1',
@@ -117,15 +117,28 @@ export function profileIds(): string[] {
 
 /** MAX_DOMAIN_PAGES of a 3.x config (CONFIG_XEN_MAX_DOMAIN_MEMORY GiB). */
 export function maxDomainPages(config: Record<string, string>): number {
-  const gib = Number(config['CONFIG_XEN_MAX_DOMAIN_MEMORY'] ?? '500');
+  const v = config['CONFIG_XEN_MAX_DOMAIN_MEMORY'];
+  const gib = v !== undefined && v !== 'n' ? Number(v) : 500;
   return gib * GiB_PAGES;
 }
 
-/** P2M_LIMIT in GiB of a 4.x/5.x+ config (0 unless memory hotplug is enabled). */
+const isSet = (v: string | undefined): v is string => v !== undefined && v !== 'n' && v !== '';
+
+/**
+ * P2M_LIMIT in GiB (arch/x86/xen/p2m.c): CONFIG_XEN_MEMORY_HOTPLUG_LIMIT (5.x+), or
+ * CONFIG_XEN_BALLOON_MEMORY_HOTPLUG_LIMIT when CONFIG_XEN_BALLOON_MEMORY_HOTPLUG=y (3.19–4.x); else 0.
+ */
 export function p2mLimitGiB(config: Record<string, string>): number {
-  if (config['CONFIG_XEN_MEMORY_HOTPLUG_LIMIT']) return Number(config['CONFIG_XEN_MEMORY_HOTPLUG_LIMIT']);
-  if (config['CONFIG_XEN_BALLOON_MEMORY_HOTPLUG'] === 'y') return Number(config['CONFIG_XEN_BALLOON_MEMORY_HOTPLUG_LIMIT'] ?? '512');
+  if (isSet(config['CONFIG_XEN_MEMORY_HOTPLUG_LIMIT'])) return Number(config['CONFIG_XEN_MEMORY_HOTPLUG_LIMIT']);
+  if (config['CONFIG_XEN_BALLOON_MEMORY_HOTPLUG'] === 'y' && isSet(config['CONFIG_XEN_BALLOON_MEMORY_HOTPLUG_LIMIT'])) {
+    return Number(config['CONFIG_XEN_BALLOON_MEMORY_HOTPLUG_LIMIT']);
+  }
   return 0;
+}
+
+/** The config a boot uses: the profile's defaults, or a whole .config; then single overrides. */
+export function effectiveConfig(profile: KernelProfile, kconfig: Record<string, string> | null, overrides: Record<string, string>): Record<string, string> {
+  return { ...(kconfig ?? profile.defaults), ...overrides };
 }
 
 export { PAGE_OFFSET_L4 };

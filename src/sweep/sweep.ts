@@ -1,0 +1,128 @@
+// sweep: emulate and audit every (dom0_mem, profile) combination of a host map in the worker pool and
+// tabulate verdicts — "for which configurations does this kernel lose memory?"
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { InputError, type E820Entry } from '../image/guest-image.js';
+import { computeDom0Pages, parseDom0Mem } from '../input/dom0-mem.js';
+import { findProfile, profileIds } from '../kernel/profiles.js';
+import type { SweepTask, SweepCell } from '../../workers/sweep-worker.js';
+
+export type { SweepCell };
+
+/** Size suffixes of Xen's parse_size_and_unit; no suffix means KiB. */
+const UNIT: Record<string, number> = { '': 2 ** 10, b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+/** Rows a sweep may have (a range that would produce more is refused). */
+export const MAX_SWEEP_ROWS = 512;
+
+function parseSize(text: string, what: string): number {
+  const m = /^(\d+)([bkmgt]?)$/i.exec(text.trim());
+  if (!m) throw new InputError(`--dom0-mem ${what} "${text}": expected a size such as 512m, 4g or 1t (no suffix = KiB)`);
+  return Number(m[1]) * UNIT[m[2]!.toLowerCase()]!;
+}
+
+/** Xen-style size text: the largest unit that divides the byte count. */
+export function sizeText(bytes: number): string {
+  for (const u of ['t', 'g', 'm', 'k'] as const) if (bytes % UNIT[u]! === 0) return `${bytes / UNIT[u]!}${u}`;
+  return `${bytes}b`;
+}
+
+/** `FROM..TO[:STEP]`: STEP a size (linear), or absent for doubling. Returns byte sizes ascending. */
+export function parseSweepRange(text: string): number[] {
+  const m = /^([^.:]+)\.\.([^.:]+)(?::(.+))?$/.exec(text.trim());
+  if (!m) throw new InputError(`--dom0-mem "${text}": expected FROM..TO or FROM..TO:STEP, e.g. 512m..64g or 1g..8g:1g`);
+  const from = parseSize(m[1]!, 'start');
+  const to = parseSize(m[2]!, 'end');
+  if (from <= 0 || to < from) throw new InputError(`--dom0-mem "${text}": the range must be positive and ascending`);
+  const out: number[] = [];
+  const step = m[3] !== undefined ? parseSize(m[3], 'step') : 0;
+  if (m[3] !== undefined && step <= 0) throw new InputError(`--dom0-mem "${text}": the step must be positive`);
+  for (let v = from; v <= to; v = step ? v + step : v * 2) {
+    out.push(v);
+    if (out.length > MAX_SWEEP_ROWS) throw new InputError(`--dom0-mem "${text}": more than ${MAX_SWEEP_ROWS} rows; use a larger step`);
+  }
+  return out;
+}
+
+export interface SweepMatrixResult {
+  schema: 'p2m-audit/sweep@1';
+  rows: string[];
+  cols: string[];
+  cells: SweepCell[][];
+}
+
+export function sweepWorkerPath(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.ts')) return path.resolve(path.dirname(here), '../../dist/workers/sweep-worker.js');
+  return path.resolve(path.dirname(here), '../../workers/sweep-worker.js');
+}
+
+export async function runSweep(opts: {
+  hostE820: E820Entry[];
+  range: string;
+  profiles: string[];
+  withMax: boolean;
+  jobs: number;
+  kconfig: Record<string, string> | null;
+  config: Record<string, string>;
+  seed: number;
+  onProgress?: (done: number, total: number) => void;
+}): Promise<SweepMatrixResult> {
+  for (const p of opts.profiles) {
+    if (!findProfile(p)) throw new InputError(`--profile ${p}: unknown profile; expected one of ${profileIds().join(', ')}`);
+  }
+  const sizes = parseSweepRange(opts.range);
+  const rows = sizes.map((b) => (opts.withMax ? `${sizeText(b)},max:${sizeText(b)}` : sizeText(b)));
+  const pages = rows.map((r) => computeDom0Pages(parseDom0Mem(r), opts.hostE820));
+  const pool = new Piscina<SweepTask, SweepCell>({ filename: sweepWorkerPath(), maxThreads: opts.jobs, minThreads: 1 });
+  const total = rows.length * opts.profiles.length;
+  let done = 0;
+  try {
+    const cells = await Promise.all(
+      rows.map((row, r) =>
+        Promise.all(
+          opts.profiles.map((profile) =>
+            pool
+              .run({ profile, hostE820: opts.hostE820, nrPages: pages[r]!.nrPages, maxPages: pages[r]!.maxPages, kconfig: opts.kconfig, config: opts.config, seed: opts.seed, dom0Mem: row })
+              .then((c) => {
+                opts.onProgress?.(++done, total);
+                return c;
+              }),
+          ),
+        ),
+      ),
+    );
+    return { schema: 'p2m-audit/sweep@1', rows, cols: opts.profiles, cells };
+  } finally {
+    await pool.destroy();
+  }
+}
+
+function cellText(c: SweepCell): string {
+  if (c.error) return 'ERROR';
+  return c.uncoveredMib > 0 || c.verdict === 'FATAL' ? `${c.verdict} ${c.fatalMib.toFixed(1)} MiB` : c.verdict;
+}
+
+export function renderSweepText(m: SweepMatrixResult): string {
+  const head = ['dom0_mem', ...m.cols];
+  const body = m.rows.map((r, i) => [r, ...m.cells[i]!.map(cellText)]);
+  const widths = head.map((h, k) => Math.max(h.length, ...body.map((row) => row[k]!.length)));
+  const line = (cols: string[]) => cols.map((c, k) => c.padEnd(widths[k]!)).join('  ').trimEnd();
+  const out = [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)];
+  const unsafe = m.cols.map((c, k) => `${c}: ${m.rows.filter((_, i) => m.cells[i]![k]!.verdict === 'FATAL').join(' ') || 'none'}`);
+  out.push('', 'unsafe dom0_mem values (FATAL: RAM save/migration would lose):', ...unsafe.map((u) => `  ${u}`));
+  const errors = m.cells.flat().filter((c) => c.error);
+  for (const e of errors) out.push(`  error: ${e.error}`);
+  return out.join('\n') + '\n';
+}
+
+export function renderSweepCsv(m: SweepMatrixResult): string {
+  const lines = ['dom0_mem,profile,verdict,exit_code,fatal_pages,fatal_mib,uncovered_pages,uncovered_mib,arch_max_pfn,kernel_max_pfn,nr_pages,error'];
+  m.rows.forEach((r, i) =>
+    m.cols.forEach((p, k) => {
+      const c = m.cells[i]![k]!;
+      lines.push([r, p, c.verdict, c.exitCode, c.fatalPages, c.fatalMib, c.uncoveredPages, c.uncoveredMib, c.archMaxPfn, c.kernelMaxPfn, c.nrPages, c.error ?? ''].map((v) => (/[,"]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v))).join(','));
+    }),
+  );
+  return lines.join('\n') + '\n';
+}
