@@ -26,7 +26,15 @@ import { effectiveConfig, maxDomainPages, p2mLimitGiB, type KernelProfile } from
 
 export interface EmulateInput {
   profile: KernelProfile;
+  /** the map the kernel gets from Xen: the host's (XENMEM_machine_memory_map, dom0) or libxl's (XENMEM_memory_map, domU) */
   hostE820: E820Entry[];
+  /** host RAM machine frames come from (default: hostE820) */
+  machineE820?: E820Entry[];
+  /**
+   * start_info SIF_VIRT_P2M_4TOOLS: libxenguest's builder sets it for domUs since Xen 4.7, but xl's
+   * libxl__build_pv (4.17) overwrites dom->flags, so xl-built domUs do not see it (docs/spec-notes/xc-core.md)
+   */
+  virtP2m4Tools?: boolean;
   /** start_info.nr_pages */
   nrPages: number;
   /** XENMEM_maximum_reservation (d->max_pages) */
@@ -55,7 +63,7 @@ export function emulate(input: EmulateInput): EmulatedGuest {
   const role = input.role ?? 'dom0';
   const seed = input.seed ?? 1;
   const config = effectiveConfig(profile, input.kconfig ?? null, input.config ?? {});
-  const machine = new MachineMemory(input.hostE820, input.nrPages, seed);
+  const machine = new MachineMemory(input.machineE820 ?? input.hostE820, input.nrPages, seed);
   const runs = nonRamRuns(input.hostE820);
   const isHole = (pfn: number): boolean => runs.some((r) => pfn >= r.start && pfn < r.end);
   const ks = new KernelSpace(machine, input.nrPages, isHole, profile.pageOffset);
@@ -64,7 +72,7 @@ export function emulate(input: EmulateInput): EmulatedGuest {
   const sharedInfoMfn = machine.xenPage();
   const startInfo = ks.xen((pfn, va) => new KPage(pfn, va, 'xen'));
   startInfo.keepMapped = true;
-  const flags = (role === 'dom0' ? SIF_PRIVILEGED | SIF_INITDOMAIN : 0) | (role === 'domU' ? SIF_VIRT_P2M_4TOOLS : 0);
+  const flags = (role === 'dom0' ? SIF_PRIVILEGED | SIF_INITDOMAIN : 0) | (input.virtP2m4Tools ? SIF_VIRT_P2M_4TOOLS : 0);
   const history: { value: number; by: string }[] = [];
   let setup: MemorySetupResult;
   let buildBound: number;
