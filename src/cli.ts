@@ -16,6 +16,9 @@ import { renderMfndump, type MfndumpView } from './report/p2m-dump.js';
 import { computeDom0Pages, parseDom0Mem } from './input/dom0-mem.js';
 import { parseE820 } from './input/e820.js';
 import { loadKconfig } from './input/kconfig.js';
+import { dom0PagesFromLog, parseBootLog } from './input/boot-log.js';
+import { compareBoot, renderComparison } from './report/compare.js';
+import { hex } from './xen/abi.js';
 import { emulate } from './kernel/emulate.js';
 import { findProfile, profileIds, PROFILES } from './kernel/profiles.js';
 import { writeEmulatedP2ms } from './kernel/snapshot.js';
@@ -111,8 +114,10 @@ function symbolsOpt(file: string | undefined): { symbols?: SymbolTable } {
 }
 
 interface EmulateOpts {
-  profile: string;
-  e820: string;
+  profile?: string;
+  e820?: string;
+  fromLog?: string;
+  compare?: boolean;
   dom0Mem?: string;
   nrPages?: number;
   maxPages?: number;
@@ -127,49 +132,106 @@ interface EmulateOpts {
   jobs: number;
 }
 
+/** One emulator input and where it came from (printed, so every number can be traced). */
+interface SourcedInput {
+  what: string;
+  value: string;
+  from: string;
+}
+
+/** UINT_MAX: d->max_pages when dom0_mem= has no max: (dom0_build.c). */
+const XEN_UINT_MAX = 0xffffffff;
+
 async function cmdEmulate(o: EmulateOpts): Promise<number> {
-  const profile = findProfile(o.profile);
-  if (!profile) throw new InputError(`--profile ${o.profile}: unknown profile; expected one of ${profileIds().join(', ')}`);
-  if (!o.output && !o.audit) throw new InputError('emulate: give -o FILE to write the guest, or --audit to audit it at once');
-  const hostE820 = parseE820(readText(o.e820, 'the e820 map'), o.e820);
-  let nrPages = o.nrPages;
-  let maxPages = o.maxPages;
-  const notes: string[] = [];
-  if (o.dom0Mem !== undefined || nrPages === undefined) {
-    const spec = o.dom0Mem !== undefined ? parseDom0Mem(o.dom0Mem) : null;
-    const pages = computeDom0Pages(spec, hostE820);
-    nrPages ??= pages.nrPages;
-    maxPages ??= pages.maxPages;
-    notes.push(...pages.notes);
+  if (!o.e820 && !o.fromLog) throw new InputError('emulate: give the host memory map with --e820 FILE or --from-log FILE');
+  if (!o.output && !o.audit && !o.compare) throw new InputError('emulate: give -o FILE to write the guest, --audit to audit it at once, or --compare with --from-log');
+  if (o.compare && !o.fromLog) throw new InputError('emulate --compare needs --from-log FILE (the log to compare against)');
+  const inputs: SourcedInput[] = [];
+  const log = o.fromLog ? parseBootLog(readText(o.fromLog, 'the boot log'), o.fromLog) : null;
+  const at = (line: number) => `${o.fromLog}:${line}`;
+  // host map: --e820 beats the log
+  let hostE820;
+  if (o.e820) {
+    hostE820 = parseE820(readText(o.e820, 'the e820 map'), o.e820);
+    inputs.push({ what: 'host e820', value: `${hostE820.length} entries`, from: o.e820 });
+  } else {
+    if (!log!.hostE820) throw new InputError(`${o.fromLog}: no memory map found: expected 'Xen-e820 RAM map:' or 'EFI RAM map:' followed by entries`);
+    hostE820 = log!.hostE820.value;
+    inputs.push({ what: 'host e820', value: `${hostE820.length} entries (${log!.mapKind})`, from: at(log!.hostE820.line) });
   }
-  maxPages ??= nrPages;
+  // profile: --profile beats the version the log names
+  let profileId = o.profile;
+  if (profileId) inputs.push({ what: 'profile', value: profileId, from: '--profile' + (log?.suggestedProfile && log.suggestedProfile !== profileId ? ` (the log's Linux ${log.kernelVersion?.value} suggests ${log.suggestedProfile})` : '') });
+  else if (log?.suggestedProfile) {
+    profileId = log.suggestedProfile;
+    inputs.push({ what: 'profile', value: profileId, from: `${at(log.kernelVersion!.line)} (Linux ${log.kernelVersion!.value})` });
+  } else throw new InputError(log ? `${o.fromLog}: no "Linux version" line to choose a profile from; give --profile` : 'emulate: --profile is required');
+  const profile = findProfile(profileId);
+  if (!profile) throw new InputError(`--profile ${profileId}: unknown profile; expected one of ${profileIds().join(', ')}`);
+  // dom0_mem: --dom0-mem beats the log's Xen command line
+  let dom0Mem = o.dom0Mem;
+  if (dom0Mem !== undefined) inputs.push({ what: 'dom0_mem', value: dom0Mem, from: '--dom0-mem' });
+  else if (log?.dom0Mem) {
+    dom0Mem = log.dom0Mem.value;
+    inputs.push({ what: 'dom0_mem', value: dom0Mem, from: at(log.dom0Mem.line) });
+  } else inputs.push({ what: 'dom0_mem', value: '(none)', from: log ? `${o.fromLog}: no dom0_mem= on Xen's command line` : 'not given' });
+  const computed = computeDom0Pages(dom0Mem !== undefined ? parseDom0Mem(dom0Mem) : null, hostE820);
+  // nr_pages: --nr-pages > Phys-Mach map / Dom0 alloc. in the log > computed from dom0_mem
+  let nrPages: number;
+  const fromLogPages = log ? dom0PagesFromLog(log) : null;
+  if (o.nrPages !== undefined) {
+    nrPages = o.nrPages;
+    inputs.push({ what: 'nr_pages', value: hex(nrPages), from: '--nr-pages' });
+  } else if (fromLogPages?.nrPages) {
+    nrPages = fromLogPages.nrPages.value;
+    inputs.push({ what: 'nr_pages', value: hex(nrPages), from: `${at(fromLogPages.nrPages.line)} (${fromLogPages.why})` });
+  } else {
+    nrPages = computed.nrPages;
+    inputs.push({ what: 'nr_pages', value: hex(nrPages), from: `Xen's dom0_compute_nr_pages (${computed.notes[computed.notes.length - 2] ?? 'dom0_mem'})` });
+  }
+  // max pages: --max-pages > dom0_mem's max: > Xen's default UINT_MAX
+  let maxPages: number;
+  if (o.maxPages !== undefined) {
+    maxPages = o.maxPages;
+    inputs.push({ what: 'max pages (d->max_pages)', value: hex(maxPages), from: '--max-pages' });
+  } else {
+    maxPages = dom0Mem !== undefined && /max:/.test(dom0Mem) ? computed.maxPages : XEN_UINT_MAX;
+    inputs.push({ what: 'max pages (d->max_pages)', value: hex(maxPages), from: dom0Mem !== undefined && /max:/.test(dom0Mem) ? 'dom0_mem max:' : 'no max: given, Xen sets UINT_MAX' });
+  }
+  const kconfig = o.kconfig ? loadKconfig(o.kconfig) : null;
   if (o.output && fs.existsSync(o.output)) {
-    if (sameFile(o.output, o.e820)) throw new InputError(`${o.output}: is the input e820 file; refusing to write over an input`);
+    for (const input of [o.e820, o.fromLog, o.kconfig]) {
+      if (input && sameFile(o.output, input)) throw new InputError(`${o.output}: is an input file; refusing to write over an input`);
+    }
     if (!o.force) throw new InputError(`${o.output}: already exists (use --force to replace it)`);
   }
   let guest;
   try {
-    guest = emulate({ profile, hostE820, nrPages, maxPages, seed: o.seed, kconfig: o.kconfig ? loadKconfig(o.kconfig) : null, config: o.config, dom0Mem: o.dom0Mem });
+    guest = emulate({ profile, hostE820, nrPages, maxPages, seed: o.seed, kconfig, config: o.config, dom0Mem });
   } catch (e) {
     if (e instanceof InputError) throw e;
     throw new InputError(`emulation of ${profile.id} failed: ${(e as Error).message}`);
   }
-  const outPath = o.output ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-audit-')), `guest.${o.format}`);
-  const written = writeGuest(guest.image, outPath, o.format);
-  if (!o.audit) {
-    if (o.json) {
-      process.stdout.write(JSON.stringify({ schema: 'p2m-audit/emulate@1', file: outPath, format: o.format, frames: written.frames, profile: profile.id, config: guest.facts.config, nrPages, maxPages, kernelMaxPfn: guest.facts.kernelMaxPfn, messages: guest.facts.messages, notes }, null, 2) + '\n');
-    } else {
-      process.stdout.write(`wrote ${outPath}: ${profile.id}, nr_pages 0x${nrPages.toString(16)}, max pages 0x${maxPages.toString(16)}, ${written.frames} frames\n`);
-      process.stdout.write(`  config: ${Object.entries(guest.facts.config).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)'}\n`);
-      for (const m of guest.facts.messages) process.stdout.write(`  | ${m}\n`);
-    }
-    return 0;
+  inputs.push({ what: 'kernel config', value: Object.entries(guest.facts.config).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)', from: o.kconfig ? `${o.kconfig} + --config` : `profile defaults + --config` });
+  const comparison = o.compare && log ? compareBoot(guest.facts, log) : null;
+  let written: { frames: number } | null = null;
+  const outPath = o.output ?? (o.audit ? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-audit-')), `guest.${o.format}`) : null);
+  if (outPath) written = writeGuest(guest.image, outPath, o.format);
+  if (o.json && !o.audit) {
+    process.stdout.write(
+      JSON.stringify({ schema: 'p2m-audit/emulate@1', file: o.output ?? null, format: o.format, frames: written?.frames ?? null, profile: profile.id, inputs, config: guest.facts.config, nrPages, maxPages, kernelMaxPfn: guest.facts.kernelMaxPfn, messages: guest.facts.messages, comparison }, null, 2) + '\n',
+    );
+  } else if (!o.json) {
+    if (written && o.output) process.stdout.write(`wrote ${o.output}: ${profile.id}, nr_pages ${hex(nrPages)}, max pages ${hex(maxPages)}, ${written.frames} frames\n`);
+    process.stdout.write('inputs:\n' + inputs.map((i) => `  ${i.what}: ${i.value}  [${i.from}]`).join('\n') + '\n');
+    process.stdout.write('predicted boot messages:\n' + guest.facts.messages.map((m) => `  | ${m}\n`).join(''));
+    if (comparison) process.stdout.write('\ncompared with the log:\n' + renderComparison(comparison));
   }
+  if (!o.audit) return comparison && comparison.different > 0 ? 1 : 0;
   try {
-    return await auditFile(outPath, { json: o.json, jobs: o.jobs });
+    return await auditFile(outPath!, { json: o.json, jobs: o.jobs });
   } finally {
-    if (!o.output) fs.rmSync(path.dirname(outPath), { recursive: true, force: true });
+    if (!o.output) fs.rmSync(path.dirname(outPath!), { recursive: true, force: true });
   }
 }
 
@@ -242,8 +304,10 @@ Example (the OVM/UEK 3.8.13 dom0 case):
   program
     .command('emulate')
     .description('boot a PV guest of a kernel profile on a host e820 map and write the resulting guest (or audit it at once)')
-    .requiredOption('--profile <id>', `kernel profile (${profileIds().join(', ')}; see "p2m-audit profiles")`)
-    .requiredOption('--e820 <file>', "host memory map: Xen's '(XEN) A - B (type)' or '[A, B] (type)' lines, Linux 'BIOS-e820:'/'Xen:' lines, or a JSON list")
+    .option('--profile <id>', `kernel profile (${profileIds().join(', ')}; see "p2m-audit profiles"); default: from the log's Linux version`)
+    .option('--e820 <file>', "host memory map: Xen's '(XEN) A - B (type)' or '[A, B] (type)' lines, Linux 'BIOS-e820:'/'Xen:' lines, or a JSON list")
+    .option('--from-log <file>', 'a pasted xl dmesg / dom0 dmesg / serial console / mail-archive copy: host map, dom0_mem=, dom0 size (Phys-Mach map, Dom0 alloc.) and kernel version are read from it')
+    .option('--compare', 'set every predicted boot message beside the same line of --from-log (exit 1 if any differs)')
     .option('--dom0-mem <spec>', "Xen's dom0_mem= value, e.g. 1g,max:1g, -512M, min:1g (no suffix = KiB)")
     .option('--nr-pages <n>', 'start_info.nr_pages directly (overrides --dom0-mem)', parseCount)
     .option('--max-pages <n>', "dom0's maximum reservation (d->max_pages) directly", parseCount)
