@@ -26,6 +26,7 @@ import { EXIT_INPUT_ERROR } from './report/classify.js';
 import { inspectImage, renderInspect } from './report/inspect.js';
 import { renderJson } from './report/json.js';
 import { renderText } from './report/text.js';
+import { renderSvg, renderSweepSvg } from './report/svg.js';
 import { collectFiles, scanFile, type ScanResult } from './scan/scan.js';
 import { renderSweepCsv, renderSweepText, runSweep } from './sweep/sweep.js';
 
@@ -235,10 +236,21 @@ async function cmdEmulate(o: EmulateOpts): Promise<number> {
   }
 }
 
-async function auditFile(file: string, o: { json?: boolean; jobs: number; method?: 'tree' | 'list'; systemMap?: string }): Promise<number> {
+/** Write a picture next to the run's other output, never over an input. */
+function writeSvgFile(out: string, svg: string, inputs: string[]): void {
+  for (const i of inputs) if (fs.existsSync(out) && sameFile(out, i)) throw new InputError(`${out}: is an input file; refusing to write the picture over it`);
+  try {
+    fs.writeFileSync(out, svg);
+  } catch (e) {
+    throw new InputError(`${out}: cannot write the picture (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+async function auditFile(file: string, o: { json?: boolean; jobs: number; method?: 'tree' | 'list'; systemMap?: string; svg?: string }): Promise<number> {
   const img = openImage(file, symbolsOpt(o.systemMap));
   try {
     const { report } = await auditImage(img, { jobs: o.jobs, method: o.method, onProgress: progress(`auditing ${file}`) });
+    if (o.svg) writeSvgFile(o.svg, renderSvg(report), [file, o.systemMap ?? '']);
     process.stdout.write(o.json ? renderJson(report) : renderText(report));
     return report.exitCode;
   } finally {
@@ -335,7 +347,8 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--jobs <n>', 'worker threads', parseJobs, Math.max(1, os.availableParallelism()))
     .addOption(new Option('--method <m>', 'force the toolstack walk: tree (frame list, as crash and Xen < 4.7) or list (linear p2m)').choices(['tree', 'list']))
     .option('--system-map <file>', 'kernel symbols (System.map or /proc/kallsyms, plain or .gz) for images that carry none (default: FILE.map beside the image)')
-    .action(async (file: string, o: { json?: boolean; jobs: number; method?: 'tree' | 'list'; systemMap?: string }) => {
+    .option('--svg <file>', 'also draw the pfn space (e820 regions, guest classes, remapped holes, the toolstack bound, fatal ranges) as an SVG picture')
+    .action(async (file: string, o: { json?: boolean; jobs: number; method?: 'tree' | 'list'; systemMap?: string; svg?: string }) => {
       process.exitCode = await auditFile(file, o);
     });
 
@@ -424,7 +437,8 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--jobs <n>', 'worker threads', parseJobs, Math.max(1, os.availableParallelism()))
     .option('--json', 'JSON output (schema p2m-audit/sweep@1)')
     .option('--csv', 'CSV output, one line per combination')
-    .action(async (o: { e820: string; dom0Mem: string; profile: string; max: boolean; kconfig?: string; config: Record<string, string>; seed: number; jobs: number; json?: boolean; csv?: boolean }) => {
+    .option('--svg <file>', 'also draw the matrix as an SVG picture')
+    .action(async (o: { e820: string; dom0Mem: string; profile: string; max: boolean; kconfig?: string; config: Record<string, string>; seed: number; jobs: number; json?: boolean; csv?: boolean; svg?: string }) => {
       const hostE820 = parseE820(readText(o.e820, 'the e820 map'), o.e820);
       const m = await runSweep({
         hostE820,
@@ -438,6 +452,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
         onProgress: progress('sweep'),
       });
       process.stdout.write(o.json ? JSON.stringify(m, null, 2) + '\n' : o.csv ? renderSweepCsv(m) : renderSweepText(m));
+      if (o.svg) writeSvgFile(o.svg, renderSweepSvg({ rows: m.rows, cols: m.cols, cells: m.cells.map((r) => r.map((c) => ({ verdict: c.verdict, uncoveredMib: c.uncoveredMib }))) }), [o.e820]);
       const cells = m.cells.flat();
       process.exitCode = cells.some((c) => c.error) ? EXIT_INPUT_ERROR : cells.some((c) => c.verdict === 'FATAL') ? 1 : cells.some((c) => c.verdict === 'WARN') ? 3 : 0;
     });
