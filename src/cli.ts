@@ -6,19 +6,21 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { auditImage } from './audit/audit-image.js';
 import { InputError } from './image/guest-image.js';
-import type { SymbolTable } from './image/guest-image.js';
+import type { E820Entry, SymbolTable } from './image/guest-image.js';
 import { openImage } from './image/open-image.js';
 import { renderRestoreCheck, restoreCheck } from './image/restore-check.js';
 import { writeSaveStream } from './image/stream-writer.js';
 import { formatSystemMap, loadSymbols } from './image/symbols.js';
 import { writeXcCore } from './image/xc-core-writer.js';
 import { renderMfndump, type MfndumpView } from './report/p2m-dump.js';
-import { computeDom0Pages, parseDom0Mem } from './input/dom0-mem.js';
-import { parseE820 } from './input/e820.js';
+import { dom0PagesChecked, parseDom0Mem } from './input/dom0-mem.js';
+import { parseE820, sanitizeE820 } from './input/e820.js';
+import { parseXlConfig } from './input/xl-config.js';
+import { buildDomUMemoryMap } from './kernel/libxl-e820.js';
 import { loadKconfig } from './input/kconfig.js';
 import { dom0PagesFromLog, parseBootLog } from './input/boot-log.js';
 import { compareBoot, renderComparison } from './report/compare.js';
-import { hex } from './xen/abi.js';
+import { E820_RAM, hex } from './xen/abi.js';
 import { emulate } from './kernel/emulate.js';
 import { findProfile, profileIds, PROFILES } from './kernel/profiles.js';
 import { writeEmulatedP2ms } from './kernel/snapshot.js';
@@ -115,6 +117,8 @@ function symbolsOpt(file: string | undefined): { symbols?: SymbolTable } {
 }
 
 interface EmulateOpts {
+  role: 'dom0' | 'domU';
+  xlConfig?: string;
   profile?: string;
   e820?: string;
   fromLog?: string;
@@ -143,7 +147,59 @@ interface SourcedInput {
 /** UINT_MAX: d->max_pages when dom0_mem= has no max: (dom0_build.c). */
 const XEN_UINT_MAX = 0xffffffff;
 
+/** Host RAM for machine frames when a domU is emulated without the host's map. */
+function syntheticHost(guestE820: E820Entry[]): E820Entry[] {
+  const end = Math.max(...guestE820.map((e) => e.addr + e.size));
+  return [{ addr: 0, size: 2 * end + 256 * 2 ** 20, type: E820_RAM }];
+}
+
+/** emulate --role domU --xl-config FILE: libxl builds the guest's map from the config (and the host's, for e820_host). */
+async function cmdEmulateDomU(o: EmulateOpts): Promise<number> {
+  if (!o.xlConfig) throw new InputError('emulate --role domU needs --xl-config FILE (the guest\'s xl config: memory, maxmem, e820_host, pci)');
+  if (!o.output && !o.audit) throw new InputError('emulate: give -o FILE to write the guest, or --audit to audit it at once');
+  if (!o.profile) throw new InputError('emulate --role domU: --profile is required');
+  const profile = findProfile(o.profile);
+  if (!profile) throw new InputError(`--profile ${o.profile}: unknown profile; expected one of ${profileIds().join(', ')}`);
+  const inputs: SourcedInput[] = [{ what: 'profile', value: profile.id, from: '--profile' }];
+  const cfg = parseXlConfig(readText(o.xlConfig, 'the xl config'), o.xlConfig);
+  let host: E820Entry[] | null = null;
+  if (o.e820) {
+    host = parseE820(readText(o.e820, 'the e820 map'), o.e820);
+    inputs.push({ what: 'host e820', value: `${host.length} entries`, from: o.e820 });
+  } else if (o.fromLog) {
+    const log = parseBootLog(readText(o.fromLog, 'the host boot log'), o.fromLog);
+    if (!log.hostE820) throw new InputError(`${o.fromLog}: no memory map found: expected 'Xen-e820 RAM map:' or 'EFI RAM map:' followed by entries`);
+    host = log.hostE820.value;
+    inputs.push({ what: 'host e820', value: `${host.length} entries (${log.mapKind})`, from: `${o.fromLog}:${log.hostE820.line}` });
+  }
+  const dm = buildDomUMemoryMap(cfg, host);
+  const guestE820 = sanitizeE820(dm.guestE820);
+  inputs.push({ what: 'guest e820', value: `${guestE820.length} entries (libxl, e820_host=${cfg.e820Host ? 1 : 0})`, from: o.xlConfig });
+  const nrPages = o.nrPages ?? dm.nrPages;
+  const maxPages = o.maxPages ?? dm.maxPages;
+  inputs.push({ what: 'nr_pages', value: hex(nrPages), from: o.nrPages !== undefined ? '--nr-pages' : `${o.xlConfig}: memory = ${cfg.memory} MiB` });
+  inputs.push({ what: 'max pages', value: hex(maxPages), from: o.maxPages !== undefined ? '--max-pages' : `${o.xlConfig}: memory + LIBXL_MAXMEM_CONSTANT` });
+  const kconfig = o.kconfig ? loadKconfig(o.kconfig) : null;
+  if (o.output && fs.existsSync(o.output)) {
+    for (const input of [o.e820, o.fromLog, o.kconfig, o.xlConfig]) {
+      if (input && sameFile(o.output, input)) throw new InputError(`${o.output}: is an input file; refusing to write over an input`);
+    }
+    if (!o.force) throw new InputError(`${o.output}: already exists (use --force to replace it)`);
+  }
+  let guest;
+  try {
+    guest = emulate({ profile, hostE820: guestE820, machineE820: host ?? syntheticHost(guestE820), role: 'domU', nrPages, maxPages, seed: o.seed, kconfig, config: o.config });
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`emulation of ${profile.id} (domU) failed: ${(e as Error).message}`);
+  }
+  inputs.push({ what: 'kernel config', value: Object.entries(guest.facts.config).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)', from: o.kconfig ? `${o.kconfig} + --config` : 'profile defaults + --config' });
+  return finishEmulate(o, profile.id, guest, inputs, nrPages, maxPages, null);
+}
+
 async function cmdEmulate(o: EmulateOpts): Promise<number> {
+  if (o.role === 'domU') return cmdEmulateDomU(o);
+  if (o.xlConfig) throw new InputError('emulate: --xl-config describes a domU; add --role domU');
   if (!o.e820 && !o.fromLog) throw new InputError('emulate: give the host memory map with --e820 FILE or --from-log FILE');
   if (!o.output && !o.audit && !o.compare) throw new InputError('emulate: give -o FILE to write the guest, --audit to audit it at once, or --compare with --from-log');
   if (o.compare && !o.fromLog) throw new InputError('emulate --compare needs --from-log FILE (the log to compare against)');
@@ -176,7 +232,7 @@ async function cmdEmulate(o: EmulateOpts): Promise<number> {
     dom0Mem = log.dom0Mem.value;
     inputs.push({ what: 'dom0_mem', value: dom0Mem, from: at(log.dom0Mem.line) });
   } else inputs.push({ what: 'dom0_mem', value: '(none)', from: log ? `${o.fromLog}: no dom0_mem= on Xen's command line` : 'not given' });
-  const computed = computeDom0Pages(dom0Mem !== undefined ? parseDom0Mem(dom0Mem) : null, hostE820);
+  const computed = dom0PagesChecked(dom0Mem !== undefined ? parseDom0Mem(dom0Mem) : null, hostE820, inputs.find((i) => i.what === 'dom0_mem')!.from);
   // nr_pages: --nr-pages > Phys-Mach map / Dom0 alloc. in the log > computed from dom0_mem
   let nrPages: number;
   const fromLogPages = log ? dom0PagesFromLog(log) : null;
@@ -215,15 +271,28 @@ async function cmdEmulate(o: EmulateOpts): Promise<number> {
   }
   inputs.push({ what: 'kernel config', value: Object.entries(guest.facts.config).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)', from: o.kconfig ? `${o.kconfig} + --config` : `profile defaults + --config` });
   const comparison = o.compare && log ? compareBoot(guest.facts, log) : null;
+  return finishEmulate(o, profile.id, guest, inputs, nrPages, maxPages, comparison);
+}
+
+/** Write / print / audit an emulated guest (shared by dom0 and domU). */
+async function finishEmulate(
+  o: EmulateOpts,
+  profileId: string,
+  guest: ReturnType<typeof emulate>,
+  inputs: SourcedInput[],
+  nrPages: number,
+  maxPages: number,
+  comparison: ReturnType<typeof compareBoot> | null,
+): Promise<number> {
   let written: { frames: number } | null = null;
   const outPath = o.output ?? (o.audit ? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-audit-')), `guest.${o.format}`) : null);
   if (outPath) written = writeGuest(guest.image, outPath, o.format);
   if (o.json && !o.audit) {
     process.stdout.write(
-      JSON.stringify({ schema: 'p2m-audit/emulate@1', file: o.output ?? null, format: o.format, frames: written?.frames ?? null, profile: profile.id, inputs, config: guest.facts.config, nrPages, maxPages, kernelMaxPfn: guest.facts.kernelMaxPfn, messages: guest.facts.messages, comparison }, null, 2) + '\n',
+      JSON.stringify({ schema: 'p2m-audit/emulate@1', file: o.output ?? null, format: o.format, frames: written?.frames ?? null, profile: profileId, role: guest.facts.role, inputs, config: guest.facts.config, nrPages, maxPages, kernelMaxPfn: guest.facts.kernelMaxPfn, messages: guest.facts.messages, comparison }, null, 2) + '\n',
     );
   } else if (!o.json) {
-    if (written && o.output) process.stdout.write(`wrote ${o.output}: ${profile.id}, nr_pages ${hex(nrPages)}, max pages ${hex(maxPages)}, ${written.frames} frames\n`);
+    if (written && o.output) process.stdout.write(`wrote ${o.output}: ${profileId} ${guest.facts.role}, nr_pages ${hex(nrPages)}, max pages ${hex(maxPages)}, ${written.frames} frames\n`);
     process.stdout.write('inputs:\n' + inputs.map((i) => `  ${i.what}: ${i.value}  [${i.from}]`).join('\n') + '\n');
     process.stdout.write('predicted boot messages:\n' + guest.facts.messages.map((m) => `  | ${m}\n`).join(''));
     if (comparison) process.stdout.write('\ncompared with the log:\n' + renderComparison(comparison));
@@ -238,7 +307,7 @@ async function cmdEmulate(o: EmulateOpts): Promise<number> {
 
 /** Write a picture next to the run's other output, never over an input. */
 function writeSvgFile(out: string, svg: string, inputs: string[]): void {
-  for (const i of inputs) if (fs.existsSync(out) && sameFile(out, i)) throw new InputError(`${out}: is an input file; refusing to write the picture over it`);
+  for (const i of inputs) if (i && fs.existsSync(out) && sameFile(out, i)) throw new InputError(`${out}: is an input file; refusing to write the picture over it`);
   try {
     fs.writeFileSync(out, svg);
   } catch (e) {
@@ -319,9 +388,11 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--profile <id>', `kernel profile (${profileIds().join(', ')}; see "p2m-audit profiles"); default: from the log's Linux version`)
     .option('--e820 <file>', "host memory map: Xen's '(XEN) A - B (type)' or '[A, B] (type)' lines, Linux 'BIOS-e820:'/'Xen:' lines, or a JSON list")
     .option('--from-log <file>', 'a pasted xl dmesg / dom0 dmesg / serial console / mail-archive copy: host map, dom0_mem=, dom0 size (Phys-Mach map, Dom0 alloc.) and kernel version are read from it')
+    .addOption(new Option('--role <role>', 'dom0 (built by Xen from dom0_mem=) or domU (built by libxl from --xl-config)').choices(['dom0', 'domU']).default('dom0'))
+    .option('--xl-config <file>', 'domU: the guest\'s xl config (memory, maxmem, e820_host, pci); with e820_host also give the host map (--e820 or --from-log)')
     .option('--compare', 'set every predicted boot message beside the same line of --from-log (exit 1 if any differs)')
     .option('--dom0-mem <spec>', "Xen's dom0_mem= value, e.g. 1g,max:1g, -512M, min:1g (no suffix = KiB)")
-    .option('--nr-pages <n>', 'start_info.nr_pages directly (overrides --dom0-mem)', parseCount)
+    .option('--nr-pages <n>', 'start_info.nr_pages directly (overrides --dom0-mem, the log and the xl config)', parseCount)
     .option('--max-pages <n>', "dom0's maximum reservation (d->max_pages) directly", parseCount)
     .option('--seed <n>', 'seed for machine-frame assignment', parseSeed, 1)
     .option('--kconfig <file>', "the kernel's .config (/boot/config-*, plain or .gz): its Xen p2m symbols replace the profile's defaults")

@@ -82,6 +82,17 @@ describe('sweep', () => {
     });
   });
 
+  it('a row larger than the host is an error cell naming the sizes; the rest is still swept', () => {
+    const r = run(['sweep', '--e820', seedHost, '--dom0-mem', '2g..8g', '--profile', 'linux-4.x', '--json', '--jobs', '1']);
+    expect(r.status).toBe(2);
+    const m = JSON.parse(r.stdout) as { rows: string[]; cells: { verdict: string; error?: string }[][] };
+    expect(m.rows).toEqual(['2g,max:2g', '4g,max:4g', '8g,max:8g']);
+    expect(m.cells[0]![0]!.verdict).toBe('CLEAN');
+    // the seed host has 0x1000000 - … RAM: 4g = 0x100000 pages is more than the 0xfd77f it leaves dom0
+    expect(m.cells[1]![0]!.error).toMatch(/dom0_mem=4g,max:4g asks for 0x100000 pages .* only 0xfd77f pages/);
+    expect(m.cells[2]![0]!.verdict).toBe('ERROR');
+  });
+
   it('without max: the backport is clean (extra memory raises xen_max_p2m_pfn)', () => {
     const r = run(['sweep', '--e820', seedHost, '--dom0-mem', '1g..1g', '--profile', 'linux-3.8.13-backport', '--no-max', '--csv', '--jobs', '1']);
     expect(r.status).toBe(0);

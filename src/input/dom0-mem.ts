@@ -27,6 +27,10 @@ export interface Dom0Pages {
   maxPages: number;
   /** the avail the computation used */
   availPages: number;
+  /** a positive dom0_mem amount asked for more than avail (Xen clamps it; p2m-audit refuses such input) */
+  exceedsAvail: boolean;
+  /** pages the dom0_mem amount asked for (0 when no amount was given) */
+  requestedPages: number;
   notes: string[];
 }
 
@@ -282,7 +286,8 @@ export function computeDom0Pages(
       ? `d->max_pages = max: ${describeSize(spec.max)} = ${formatPages(Number(maxPages))}`
       : `no max: given: dom0_max_size is LONG_MAX pages, so d->max_pages = UINT_MAX = ${hex(Number(UINT_MAX))}`,
   );
-  return { nrPages: Number(nr), maxPages: Number(maxPages), availPages: Number(avail), notes };
+  const exceedsAvail = !!spec?.amount && !spec.amount.negative && asked > avail;
+  return { nrPages: Number(nr), maxPages: Number(maxPages), availPages: Number(avail), notes, exceedsAvail, requestedPages: Number(asked) };
 }
 
 /** "0x40000 pages (1024 MiB)"; not MiB-aligned counts are given in KiB ("0x9f pages (636 KiB)"). */
@@ -291,3 +296,14 @@ export function formatPages(pages: number): string {
   return `${hex(pages)} pages (${(pages * PAGE_SIZE) / KiB} KiB)`;
 }
 
+
+/** The dom0 size, refusing a dom0_mem= amount larger than what the host can give (one-line InputError). */
+export function dom0PagesChecked(spec: Dom0MemSpec | null, hostE820: E820Entry[], where: string): Dom0Pages {
+  const r = computeDom0Pages(spec, hostE820);
+  if (r.exceedsAvail) {
+    throw new InputError(
+      `${where}: dom0_mem=${spec!.text} asks for ${formatPages(r.requestedPages)} but the host map leaves only ${formatPages(r.availPages)} for dom0 (its RAM less what Xen keeps)`,
+    );
+  }
+  return r;
+}

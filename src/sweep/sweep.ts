@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { InputError, type E820Entry } from '../image/guest-image.js';
-import { computeDom0Pages, parseDom0Mem } from '../input/dom0-mem.js';
+import { dom0PagesChecked, parseDom0Mem } from '../input/dom0-mem.js';
 import { findProfile, profileIds } from '../kernel/profiles.js';
 import type { SweepTask, SweepCell } from '../../workers/sweep-worker.js';
 
@@ -73,7 +73,15 @@ export async function runSweep(opts: {
   }
   const sizes = parseSweepRange(opts.range);
   const rows = sizes.map((b) => (opts.withMax ? `${sizeText(b)},max:${sizeText(b)}` : sizeText(b)));
-  const pages = rows.map((r) => computeDom0Pages(parseDom0Mem(r), opts.hostE820));
+  // a row larger than the host is an error cell, not a failed sweep
+  const pages = rows.map((r) => {
+    try {
+      return dom0PagesChecked(parseDom0Mem(r), opts.hostE820, `dom0_mem row ${r}`);
+    } catch (e) {
+      if (e instanceof InputError) return e.message;
+      throw e;
+    }
+  });
   const pool = new Piscina<SweepTask, SweepCell>({ filename: sweepWorkerPath(), maxThreads: opts.jobs, minThreads: 1 });
   const total = rows.length * opts.profiles.length;
   let done = 0;
@@ -81,14 +89,19 @@ export async function runSweep(opts: {
     const cells = await Promise.all(
       rows.map((row, r) =>
         Promise.all(
-          opts.profiles.map((profile) =>
-            pool
-              .run({ profile, hostE820: opts.hostE820, nrPages: pages[r]!.nrPages, maxPages: pages[r]!.maxPages, kconfig: opts.kconfig, config: opts.config, seed: opts.seed, dom0Mem: row })
+          opts.profiles.map((profile) => {
+            const p = pages[r]!;
+            if (typeof p === 'string') {
+              opts.onProgress?.(++done, total);
+              return Promise.resolve<SweepCell>({ verdict: 'ERROR', exitCode: 2, fatalPages: 0, fatalMib: 0, uncoveredPages: 0, uncoveredMib: 0, archMaxPfn: '', kernelMaxPfn: '', nrPages: '', error: p });
+            }
+            return pool
+              .run({ profile, hostE820: opts.hostE820, nrPages: p.nrPages, maxPages: p.maxPages, kconfig: opts.kconfig, config: opts.config, seed: opts.seed, dom0Mem: row })
               .then((c) => {
                 opts.onProgress?.(++done, total);
                 return c;
-              }),
-          ),
+              });
+          }),
         ),
       ),
     );
