@@ -29,7 +29,7 @@ import { inspectImage, renderInspect } from './report/inspect.js';
 import { renderJson } from './report/json.js';
 import { renderText } from './report/text.js';
 import { renderSvg, renderSweepSvg } from './report/svg.js';
-import { collectFiles, scanFile, type ScanResult } from './scan/scan.js';
+import { runScan } from './scan/scan.js';
 import { renderSweepCsv, renderSweepText, runSweep } from './sweep/sweep.js';
 
 /** Exit code for a bug in p2m-audit itself (never for bad input). */
@@ -327,40 +327,6 @@ async function auditFile(file: string, o: { json?: boolean; jobs: number; method
   }
 }
 
-function scanLine(r: ScanResult): string {
-  if (r.status === 'skipped') return `SKIPPED  ${r.file}  (${r.reason})`;
-  if (r.status === 'error') return `ERROR    ${r.file}  ${r.reason}`;
-  const fatal = r.fatalPages ? `  ${r.fatalPages} pages (${r.fatalMib} MiB) at risk` : '';
-  return `${r.verdict!.padEnd(8)} ${r.file}  [${r.format}]${fatal}`;
-}
-
-async function cmdScan(paths: string[], o: { json?: boolean; jobs: number }): Promise<number> {
-  const files = collectFiles(paths);
-  const results: ScanResult[] = [];
-  for (const f of files) {
-    const r = await scanFile(f, o.jobs);
-    results.push(r);
-    process.stdout.write((o.json ? JSON.stringify(r) : scanLine(r)) + '\n');
-  }
-  const audited = results.filter((r) => r.status === 'audited');
-  const count = (v: string) => audited.filter((r) => r.verdict === v).length;
-  const errors = results.filter((r) => r.status === 'error');
-  if (!o.json) {
-    const totalFatal = audited.reduce((s, r) => s + (r.fatalMib ?? 0), 0);
-    process.stdout.write(
-      `\nsummary: ${files.length} files, ${audited.length} audited (CLEAN ${count('CLEAN')}, WARN ${count('WARN')}, FATAL ${count('FATAL')}, ERROR ${count('ERROR')}), ` +
-        `${results.length - audited.length - errors.length} skipped, ${errors.length} unreadable; ${totalFatal.toFixed(1)} MiB at risk in all\n`,
-    );
-    const worst = audited.filter((r) => r.fatalPages).sort((a, b) => b.fatalPages! - a.fatalPages!);
-    for (const r of worst.slice(0, 10)) process.stdout.write(`  worst: ${r.fatalMib} MiB  ${r.file}\n`);
-    for (const r of errors) process.stdout.write(`  error: ${r.reason}\n`);
-  }
-  if (errors.length || count('ERROR')) return EXIT_INPUT_ERROR;
-  if (count('FATAL')) return 1;
-  if (count('WARN')) return 3;
-  return 0;
-}
-
 function build(): Command {
   const program = new Command();
   program
@@ -488,11 +454,22 @@ Example (the OVM/UEK 3.8.13 dom0 case):
 
   program
     .command('scan <paths...>')
-    .description('audit every image under the given files/directories (detected by content; others are skipped)')
-    .option('--json', 'JSON lines, one per file')
-    .option('--jobs <n>', 'worker threads per audit', parseJobs, Math.max(1, os.availableParallelism()))
-    .action(async (paths: string[], o: { json?: boolean; jobs: number }) => {
-      process.exitCode = await cmdScan(paths, o);
+    .description('audit every image under the given files, directories and globs (detected by content; others are skipped), on one shared worker pool')
+    .option('--json', 'JSON lines: one per file (schema p2m-audit/scan@1), then a summary line (docs/scan.md)')
+    .option('--jobs <n>', 'worker threads shared by all files', parseJobs, Math.max(1, os.availableParallelism()))
+    .option('--out <file>', 'append each result to this JSON-lines log as it completes (flushed per line)')
+    .option('--resume', 'skip files already in the --out log (same path, size and mtime)')
+    .option('--no-progress', 'no progress bar (it is only drawn when stderr is a terminal)')
+    .action(async (paths: string[], o: { json?: boolean; jobs: number; out?: string; resume?: boolean; progress: boolean }) => {
+      const { exitCode } = await runScan(paths, {
+        jobs: o.jobs,
+        json: Boolean(o.json),
+        out: o.out,
+        resume: Boolean(o.resume),
+        progress: o.progress,
+        write: (line) => process.stdout.write(line + '\n'),
+      });
+      process.exitCode = exitCode;
     });
 
   program

@@ -1,49 +1,174 @@
-// Bulk scanning: every file under the given paths, detected by content; unknown files are skipped.
-import fs from 'node:fs';
+// Bulk scanning (docs/scan.md): every file under the given paths, directories and globs, detected by
+// content (unknown files are listed as skipped), audited on ONE shared worker pool — small files whole,
+// large files in shards between other files' work (src/scan/scheduler.ts). A result line per file as it
+// completes (text, or JSON lines with --json), appended to the --out log (fdatasync'ed per line) so
+// --resume can skip what is done; then a summary. SIGINT stops cleanly: no new work, the pool destroyed,
+// every written line whole, exit code 130.
 import path from 'node:path';
 import { auditImage } from '../audit/audit-image.js';
 import { InputError } from '../image/guest-image.js';
 import { detectFormat, openImage, readHead } from '../image/open-image.js';
-import type { AuditReport } from '../report/classify.js';
+import { EXIT_INPUT_ERROR, pagesToMib } from '../report/classify.js';
+import type { FaultHook } from '../../workers/scan-worker.js';
+import { collectEntries, type ScanEntry } from './collect.js';
+import type { ScanProgress } from './progress.js';
+import { readResumeIndex, resultJson, resultText, resumeKey, ResultLog, type ScanResult } from './results.js';
+import { ScanScheduler, type PartialResult } from './scheduler.js';
+import { EXIT_INTERRUPTED, problemResult, renderSummary, SummaryBuilder, type ScanSummary } from './summary.js';
 
-export interface ScanResult {
-  file: string;
-  status: 'audited' | 'skipped' | 'error';
-  format?: string;
-  verdict?: AuditReport['verdict'];
-  exitCode?: number;
-  fatalPages?: number;
-  fatalMib?: number;
-  reason?: string;
+export { collectEntries, collectFiles, type ScanEntry } from './collect.js';
+export { EXIT_INTERRUPTED, type ScanSummary } from './summary.js';
+export type { ScanResult } from './results.js';
+
+export const SUMMARY_SCHEMA = 'p2m-audit/scan-summary@1';
+/** Environment variable of the worker fault test hook (workers/scan-worker.ts, docs/scan.md). */
+export const FAULT_ENV = 'P2M_AUDIT_SCAN_FAULT';
+/** Largest --jobs accepted (as the CLI's parseJobs). */
+const MAX_JOBS = 256;
+
+export interface ScanOptions {
+  /** worker threads of the shared pool */
+  jobs: number;
+  /** JSON lines (p2m-audit/scan@1 per file, then one p2m-audit/scan-summary@1) instead of text */
+  json: boolean;
+  /** results log: each result is appended as one JSON line as it completes */
+  out?: string;
+  /** skip files whose path, size and mtime match a result already in `out` */
+  resume?: boolean;
+  /** draw a progress bar on stderr (only when stderr is a terminal) */
+  progress?: boolean;
+  /** one output line (no trailing newline) */
+  write: (line: string) => void;
+  /** aborting it stops the scan as SIGINT does (exit code 130) */
+  signal?: AbortSignal;
+  /** test hook (docs/scan.md); defaults to the P2M_AUDIT_SCAN_FAULT environment variable */
+  fault?: FaultHook | null;
 }
 
-/** Files under the given paths (directories recursively, sorted for a stable order). */
-export function collectFiles(paths: string[]): string[] {
-  const out: string[] = [];
-  const visit = (p: string): void => {
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(p);
-    } catch {
-      throw new InputError(`${p}: no such file or directory`);
-    }
-    if (st.isDirectory()) {
-      for (const name of fs.readdirSync(p).sort()) visit(path.join(p, name));
-    } else if (st.isFile()) out.push(p);
+export interface ScanOutcome {
+  exitCode: number;
+  summary: ScanSummary;
+}
+
+/** Parse the fault hook's "exit:<suffix>" / "throw:<suffix>" (undefined or empty: no hook). */
+export function parseFaultHook(v: string | undefined): FaultHook | null {
+  if (v === undefined || v === '') return null;
+  const m = /^(exit|throw):(.+)$/.exec(v);
+  if (!m) throw new InputError(`${FAULT_ENV}=${v}: expected exit:<path suffix> or throw:<path suffix>`);
+  return { mode: m[1] as FaultHook['mode'], suffix: m[2]! };
+}
+
+function fullResult(entry: ScanEntry, r: PartialResult, ms: number): ScanResult {
+  const fatalPages = r.fatalPages ?? 0;
+  return {
+    file: entry.file,
+    status: r.status,
+    format: r.format ?? null,
+    verdict: r.verdict ?? null,
+    exitCode: r.exitCode,
+    fatalPages,
+    fatalMib: pagesToMib(fatalPages),
+    reason: r.reason,
+    resolved: entry.resolved,
+    size: entry.size,
+    mtimeMs: entry.mtimeMs,
+    attempts: r.attempts,
+    ms: Math.round(ms),
+    at: new Date().toISOString(),
   };
-  for (const p of paths) visit(p);
-  return out;
 }
 
+/** Scan files, directories and globs; see ScanOptions. Bad arguments throw InputError. */
+export async function runScan(paths: string[], opts: ScanOptions): Promise<ScanOutcome> {
+  if (!Number.isInteger(opts.jobs) || opts.jobs < 1 || opts.jobs > MAX_JOBS) throw new InputError(`--jobs ${opts.jobs}: expected a whole number of worker threads from 1 to ${MAX_JOBS}`);
+  if (paths.length === 0) throw new InputError('scan: give at least one file, directory or glob');
+  if (opts.resume && !opts.out) throw new InputError('--resume needs --out FILE (the results log to resume from)');
+  const fault = opts.fault !== undefined ? opts.fault : parseFaultHook(process.env[FAULT_ENV]);
+  const t0 = performance.now();
+
+  const { entries, problems } = collectEntries(paths);
+  if (opts.out) {
+    const outResolved = path.resolve(opts.out);
+    const i = entries.findIndex((e) => e.resolved === outResolved);
+    if (i >= 0) entries.splice(i, 1); // never scan our own results log
+  }
+  const summary = new SummaryBuilder(entries.length + problems.length);
+  const resumeIndex = opts.resume && opts.out ? readResumeIndex(opts.out) : null;
+  const todo: ScanEntry[] = [];
+  for (const e of entries) {
+    const prev = resumeIndex?.byKey.get(resumeKey(e.resolved, e.size, e.mtimeMs));
+    if (prev) summary.add(prev, { resumed: true, bytes: e.size });
+    else todo.push(e);
+  }
+
+  const log = opts.out ? ResultLog.open(opts.out) : null;
+  let progress: ScanProgress | null = null;
+  let scheduler: ScanScheduler | null = null;
+  let interrupted = false;
+  const onSigint = (): void => {
+    if (interrupted) process.exit(EXIT_INTERRUPTED); // a second Ctrl-C while stopping: stop now
+    interrupted = true;
+    scheduler?.abort();
+  };
+  const onAbort = (): void => {
+    interrupted = true;
+    scheduler?.abort();
+  };
+  try {
+    const emit = (r: ScanResult, bytes: number): void => {
+      log?.append(r);
+      const line = opts.json ? resultJson(r) : resultText(r);
+      if (progress) progress.above(() => opts.write(line));
+      else opts.write(line);
+      summary.add(r, { resumed: false, bytes });
+    };
+    for (const p of problems) emit(problemResult(p.file, p.reason), 0);
+
+    if (opts.progress && process.stderr.isTTY && todo.length) {
+      const { startProgress } = await import('./progress.js');
+      progress = startProgress(
+        todo.length,
+        todo.reduce((s, e) => s + e.size, 0),
+      );
+    }
+    scheduler = new ScanScheduler(todo, {
+      jobs: opts.jobs,
+      fault,
+      onResult: (entry, r, ms) => emit(fullResult(entry, r, ms), entry.size),
+      onProgress: progress ? (f, b) => progress!.advance(f, b) : undefined,
+    });
+    process.on('SIGINT', onSigint);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.signal?.aborted) onAbort();
+    await scheduler.run();
+  } finally {
+    process.off('SIGINT', onSigint);
+    opts.signal?.removeEventListener('abort', onAbort);
+    await scheduler?.shutdown();
+    progress?.stop();
+    log?.close();
+  }
+  if (scheduler.failure !== null) throw scheduler.failure;
+
+  const s = summary.finish({ elapsedMs: performance.now() - t0, tasks: scheduler.tasks, interrupted });
+  if (opts.json) opts.write(JSON.stringify({ schema: SUMMARY_SCHEMA, ...s }));
+  else for (const line of renderSummary(s)) opts.write(line);
+  return { exitCode: s.exitCode, summary: s };
+}
+
+/**
+ * One file on its own (detect, open, audit with its own pool of `jobs` threads). Kept for callers of the
+ * earlier sequential scan; runScan is the bulk path.
+ */
 export async function scanFile(file: string, jobs: number): Promise<ScanResult> {
   let head: Buffer;
   try {
     head = readHead(file);
   } catch (e) {
-    return { file, status: 'error', reason: (e as Error).message };
+    return { file, status: 'error', format: null, exitCode: EXIT_INPUT_ERROR, reason: (e as Error).message };
   }
   const d = detectFormat(head);
-  if (!d.format) return { file, status: 'skipped', reason: d.description };
+  if (!d.format) return { file, status: 'skipped', format: null, exitCode: 0, reason: d.description };
   try {
     const img = openImage(file);
     try {
@@ -55,13 +180,14 @@ export async function scanFile(file: string, jobs: number): Promise<ScanResult> 
         verdict: report.verdict,
         exitCode: report.exitCode,
         fatalPages: report.fatalPages,
-        fatalMib: Math.round((report.fatalPages * 4096) / 1048576 * 10) / 10,
+        fatalMib: pagesToMib(report.fatalPages),
+        reason: report.reason,
       };
     } finally {
       img.close();
     }
   } catch (e) {
-    if (e instanceof InputError) return { file, status: 'error', format: d.format, reason: e.message };
+    if (e instanceof InputError) return { file, status: 'error', format: d.format, exitCode: EXIT_INPUT_ERROR, reason: e.message };
     throw e;
   }
 }
