@@ -1,5 +1,5 @@
 // emulate --role domU: libxl's map for the real pvplain domU (Xen 4.17, Linux 6.1) reproduces the guest's own
-// e820 lines and "Remapped 0"; the spec's 384 MiB e220_host=1 domU comes out as "Remapped 32803 page(s)"
+// e820 lines and "Remapped 0"; the spec's 384 MiB e820_host=1 domU comes out as "Remapped 32803 page(s)"
 // (source [0xffdd, 0x18000) below nr_pages 0x18000, per linux-p2m.md §7).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
