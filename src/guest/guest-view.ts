@@ -16,6 +16,12 @@ import {
   hex,
 } from '../xen/abi.js';
 
+/**
+ * Most pfns a guest view describes (2^32 pfns = 16 TiB): the per-leaf arrays stay under 100 MiB. A kernel
+ * variable claiming more is corrupt.
+ */
+export const MAX_GUEST_VIEW_PFNS = 2 ** 32;
+
 /** A FrameReader that remembers every frame it handed out. */
 function recording(img: GuestImage, seen: Set<number>): FrameReader {
   return {
@@ -100,13 +106,45 @@ export function readGuestView(img: GuestImage): GuestView {
   else if (s.has('p2m_top')) view = readTree(s, vars);
   else throw new InputError(`${s.where()}: no p2m symbols found (need xen_p2m_addr for Linux ≥ 3.19 or p2m_top for ≤ 3.18)`);
   view.structureFrames = seen;
+  markSharedSentinels(img, view);
   return view;
+}
+
+/**
+ * In the kernel only p2m_missing and p2m_identity back more than one leaf. A private-looking leaf frame that
+ * serves several leaves therefore is a sentinel whose pointer variable did not match (a corrupt or missing
+ * symbol): when it reads all INVALID it is taken as p2m_identity (p2m_missing is recognised by its own
+ * pointer), so the audit does not decode the same page once per leaf.
+ */
+function markSharedSentinels(img: GuestImage, view: GuestView): void {
+  const uses = new Map<number, number>();
+  for (let k = 0; k < view.kinds.length; k++) {
+    if (view.kinds[k] !== GuestLeaf.PAGE) continue;
+    const f = view.leafFrames[k]!;
+    if (f >= 0) uses.set(f, (uses.get(f) ?? 0) + 1);
+  }
+  for (const [frame, n] of uses) {
+    if (n < 2) continue;
+    const page = img.readFrame(frame);
+    if (!page || !page.every((b) => b === 0xff)) {
+      view.notes.push(`leaf frame ${hex(frame)} backs ${n} leaves but is not all INVALID: the p2m is corrupt there`);
+      continue;
+    }
+    for (let k = 0; k < view.kinds.length; k++) {
+      if (view.kinds[k] === GuestLeaf.PAGE && view.leafFrames[k] === frame) view.kinds[k] = GuestLeaf.IDENTITY;
+    }
+    if (view.identityFrame < 0 || view.identityFrame === frame) view.identityFrame = frame;
+    view.notes.push(`leaf frame ${hex(frame)} backs ${n} leaves and reads all INVALID: taken as the shared p2m_identity page (the p2m_identity symbol did not point at it)`);
+  }
 }
 
 function readLinear(s: SymbolReader, vars: KernelVars): GuestView {
   const p2mAddr = s.need('xen_p2m_addr');
   // the mapped area spans xen_max_p2m_pfn entries; xen_p2m_size equals it after xen_vmalloc_p2m_tree
   const size = vars.xenP2mSize ?? vars.xenMaxP2mPfn ?? 0;
+  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_GUEST_VIEW_PFNS) {
+    throw new InputError(`${s.where()}: xen_p2m_size ${hex(BigInt(Math.min(size, Number.MAX_SAFE_INTEGER)))} is not a plausible p2m size (expected at most ${hex(MAX_GUEST_VIEW_PFNS)} pfns)`);
+  }
   const limitPfn = Math.ceil(size / P2M_PER_PAGE) * P2M_PER_PAGE;
   const nLeaves = limitPfn / P2M_PER_PAGE;
   const missingFrame = framePointedBy(s, 'p2m_missing');
