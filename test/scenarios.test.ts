@@ -109,6 +109,14 @@ describe('corpus scenarios through the CLI', () => {
     expect(t.stdout).toContain('0xffff880040000000-0xffff880040060fff');
   });
 
+  it('the text report lists the benign identity ranges (seed, 4.x: the ISA hole and everything past 0x40060)', () => {
+    const t = run(['audit', path.join(dir, 'seed-4x.p2ms')]);
+    expect(t.code).toBe(0);
+    expect(t.stdout).toMatch(/^p2m-audit: CLEAN/);
+    expect(t.stdout).toContain('benign identity 0x9f-0xff (97 pages');
+    expect(t.stdout).toContain('benign identity 0x40061-0x7ffffff');
+  });
+
   it('scan of the corpus lists every snapshot and skips the rest', () => {
     const r = run(['scan', dir, '--json']);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; status: string; verdict?: string });

@@ -71,5 +71,7 @@ export function renderText(report: AuditReport): string {
     (c) => `${c} ${pages(report.classes[c].pages, report.classes[c].mib)} in ${report.classes[c].ranges} range${report.classes[c].ranges === 1 ? '' : 's'}`,
   );
   lines.push(`ram: ${pages(report.classes.ram.pages, report.classes.ram.mib)}; benign: ${benign.length > 0 ? benign.join('; ') : 'none'}`);
+  // the benign ranges themselves (identity holes, missing and foreign pfns), at most MAX_TEXT_RANGES
+  lines.push(...capped(report.benign, (r) => [`  benign ${r.cls} ${pfnSpan(r.start, r.end)} (${pages(r.pages, r.mib)})`], 'benign ranges'));
   return lines.join('\n') + '\n';
 }
