@@ -33,6 +33,7 @@
 //
 // Reading validates the header against the file size before allocating anything a length field names.
 import * as fs from 'node:fs';
+import { findSorted, readAt, readFrameAt } from './file-io.js';
 import { pack, unpack } from 'msgpackr';
 import { PAGE_SIZE, hex } from '../xen/abi.js';
 import type { ArchSharedInfo, BootFacts, FrameSpace, GuestImage, ImageFormat, SymbolTable } from './guest-image.js';
@@ -106,17 +107,6 @@ function writeAll(fd: number, buf: Buffer, position: number): void {
   while (done < buf.length) {
     done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
   }
-}
-
-/** Read exactly buf.length bytes at position; returns the number actually read. */
-function readAt(fd: number, buf: Buffer, position: number, length = buf.length): number {
-  let done = 0;
-  while (done < length) {
-    const n = fs.readSync(fd, buf, done, length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
 }
 
 /** Printable rendering of a few raw bytes ("P2MSNAP\x00"). */
@@ -301,17 +291,7 @@ export class P2msImage implements GuestImage {
 
   /** Position of a frame in the index, or −1 (binary search). */
   private find(frame: number): number {
-    const idx = this.index;
-    let lo = 0;
-    let hi = idx.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = idx[mid]!;
-      if (v === frame) return mid;
-      if (v < frame) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+    return findSorted(this.index, frame);
   }
 
   frameOffset(frame: number): number {
@@ -321,12 +301,7 @@ export class P2msImage implements GuestImage {
 
   /** The frame's bytes in a buffer owned by this image (overwritten by the next call), or null. */
   readFrame(frame: number): Buffer | null {
-    if (this.fd < 0) throw new Error(`${this.path}: image is closed`);
-    const off = this.frameOffset(frame);
-    if (off < 0) return null;
-    const n = readAt(this.fd, this.page, off);
-    if (n !== PAGE_SIZE) throw new InputError(`${this.path}: offset ${off}: frame ${hex(frame)} is cut short (${n} of ${PAGE_SIZE} bytes; file changed since it was opened?)`);
-    return this.page;
+    return readFrameAt(this.path, this.fd, this.page, this.fd < 0 ? 0 : this.frameOffset(frame), `frame ${hex(frame)}`);
   }
 
   frameCount(): number {

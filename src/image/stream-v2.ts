@@ -11,6 +11,7 @@
 // before anything it names is allocated. Frames are pfns: page tables are normalised by the saver,
 // p2m leaf pages still hold the source host's mfns.
 import * as fs from 'node:fs';
+import { findSorted, readAt, readFrameAt } from './file-io.js';
 import { PAGE_SHIFT, PAGE_SIZE, SIZEOF_VCPU_GUEST_CONTEXT_64, VCPU_CTRLREG3_OFFSET_64, hex } from '../xen/abi.js';
 import type { ArchSharedInfo, GuestImage, ImageFormat, SymbolTable } from './guest-image.js';
 import { InputError, parseArchSharedInfo } from './guest-image.js';
@@ -235,16 +236,6 @@ function alignUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
 
-function readAt(fd: number, buf: Buffer, position: number, length = buf.length): number {
-  let done = 0;
-  while (done < length) {
-    const n = fs.readSync(fd, buf, done, length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
-}
-
 // ---- the pfn index -------------------------------------------------------------------------------------
 /** Append-only log of PAGE_DATA entries in stream order: pfn, location code, type nibble. */
 class PfnLog {
@@ -354,17 +345,7 @@ class PfnIndex {
   }
 
   private find(pfn: number): number {
-    const a = this.sorted!.pfn;
-    let lo = 0;
-    let hi = a.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = a[mid]!;
-      if (v === pfn) return mid;
-      if (v < pfn) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+    return findSorted(this.sorted!.pfn, pfn);
   }
 
   loc(pfn: number): number {
@@ -467,12 +448,7 @@ export class StreamImage implements GuestImage {
 
   /** The page's bytes in a buffer owned by this image (overwritten by the next call), or null. */
   readFrame(pfn: number): Buffer | null {
-    if (this.fd < 0) throw new Error(`${this.path}: image is closed`);
-    const off = this.frameOffset(pfn);
-    if (off < 0) return null;
-    const n = readAt(this.fd, this.page, off);
-    if (n !== PAGE_SIZE) throw new InputError(`${this.path}: offset ${off}: page of pfn ${hex(pfn)} is cut short (${n} of ${PAGE_SIZE} bytes; file changed since it was opened?)`);
-    return this.page;
+    return readFrameAt(this.path, this.fd, this.page, this.fd < 0 ? 0 : this.frameOffset(pfn), `page of pfn ${hex(pfn)}`);
   }
 
   frameCount(): number {

@@ -13,6 +13,7 @@
 // No per-page object is allocated, and no length field is used to allocate before it has been checked
 // against the file size.
 import * as fs from 'node:fs';
+import { readAt, readFrameAt } from './file-io.js';
 import { MAX_MFN_ARCH } from '../toolstack/frame-list.js';
 import { PAGE_SIZE, SIZEOF_VCPU_GUEST_CONTEXT_64, VCPU_CTRLREG3_OFFSET_64, hex } from '../xen/abi.js';
 import type { ArchSharedInfo, GuestImage, SymbolTable } from './guest-image.js';
@@ -212,17 +213,6 @@ function u64Hex(buf: Buffer, at: number): string {
   return hex(buf.readBigUInt64LE(at));
 }
 
-/** Read up to `length` bytes at `position`; returns the count read. */
-function readAt(fd: number, buf: Buffer, position: number, length = buf.length): number {
-  let done = 0;
-  while (done < length) {
-    const n = fs.readSync(fd, buf, done, length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
-}
-
 function showHex(b: Buffer): string {
   return b.subarray(0, HEX_BYTES_SHOWN).toString('hex').replace(/(..)(?!$)/g, '$1 ');
 }
@@ -364,12 +354,7 @@ export class XcCoreImage implements GuestImage {
   }
 
   readFrame(frame: number): Buffer | null {
-    if (this.fd < 0) throw new Error(`${this.path}: image is closed`);
-    const off = this.frameOffset(frame);
-    if (off < 0) return null;
-    const n = readAt(this.fd, this.page, off);
-    if (n !== PAGE_SIZE) throw new InputError(`${this.path}: offset ${off}: page of gmfn ${hex(frame)} is cut short (${n} of ${PAGE_SIZE} bytes; file changed since it was opened?)`);
-    return this.page;
+    return readFrameAt(this.path, this.fd, this.page, this.fd < 0 ? 0 : this.frameOffset(frame), `page of gmfn ${hex(frame)}`);
   }
 
   frameCount(): number {

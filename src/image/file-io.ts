@@ -1,0 +1,43 @@
+// Positional file reads shared by the image readers (.p2ms, xc_core, migration streams): whole reads at an
+// offset, one frame into a reused page buffer, and the sorted-index search their frame lookups use.
+import fs from 'node:fs';
+import { PAGE_SIZE } from '../xen/abi.js';
+import { InputError } from './guest-image.js';
+
+/** Read up to `length` bytes at `position` (looping over short reads); returns the count read. */
+export function readAt(fd: number, buf: Buffer, position: number, length = buf.length): number {
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, buf, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/**
+ * One 4 KiB frame at file offset `off` into `page` (the image's reused buffer), or null for off < 0. `what`
+ * names the frame in the error when the file ends early ("frame 0x1000", "page of pfn 0x1f").
+ */
+export function readFrameAt(path: string, fd: number, page: Buffer, off: number, what: string): Buffer | null {
+  if (fd < 0) throw new Error(`${path}: image is closed`);
+  if (off < 0) return null;
+  const n = readAt(fd, page, off, PAGE_SIZE);
+  if (n !== PAGE_SIZE) throw new InputError(`${path}: offset ${off}: ${what} is cut short (${n} of ${PAGE_SIZE} bytes; file changed since it was opened?)`);
+  return page;
+}
+
+/** Index of `value` in an ascending array, or −1. */
+export function findSorted(sorted: ArrayLike<number>, value: number): number {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = sorted[mid]!;
+    if (v === value) return mid;
+    if (v < value) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
