@@ -328,3 +328,23 @@ describe('RangeSink', () => {
     expect(() => triplesToRanges(Float64Array.of(0, 1, 99))).toThrow(/unknown class code 99/);
   });
 });
+
+describe('RangeSink cap (a p2m that changes class at every pfn)', () => {
+  it('keeps at most the cap, counts pages and ranges exactly, merges a worker result', async () => {
+    const { RangeSink } = await import('../src/audit/compare-leaf.js');
+    const worker = new RangeSink(16, 4);
+    // 10 one-pfn ranges alternating RAM / LOST: 5 of each, 10 ranges, only 4 kept
+    for (let p = 0; p < 10; p++) worker.add(p, p + 1, p % 2 === 0 ? PfnClass.RAM : PfnClass.LOST);
+    expect(worker.count).toBe(4);
+    expect(worker.dropped).toBe(6);
+    expect(worker.pages[PfnClass.RAM]).toBe(5);
+    expect(worker.pages[PfnClass.LOST]).toBe(5);
+    const main = new RangeSink();
+    main.addPacked(worker.toPacked());
+    expect(main.count).toBe(4);
+    expect(main.dropped).toBe(6);
+    expect([...main.pages].slice(0, 6)).toEqual([5, 0, 0, 0, 0, 5]);
+    expect(main.ranges[PfnClass.RAM]).toBe(5);
+    expect(main.ranges[PfnClass.LOST]).toBe(5);
+  });
+});

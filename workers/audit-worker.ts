@@ -115,7 +115,7 @@ export default async function auditShard(task: AuditTask): Promise<Float64Array>
       source,
       sink,
     );
-    return move(sink.toFloat64Array()) as Float64Array;
+    return move(sink.toPacked()) as Float64Array;
   } finally {
     fs.closeSync(fd);
   }

@@ -30,6 +30,6 @@ export async function auditImage(img: GuestImage, opts: AuditImageOptions): Prom
     opts.jobs === 0 || !img.path
       ? auditInProcess(img, tool, guest, { onProgress: opts.onProgress })
       : await runAudit(img, tool, guest, { jobs: opts.jobs, onProgress: opts.onProgress });
-  const report = buildReport({ img, tool, guest, ranges: audit.ranges });
+  const report = buildReport({ img, tool, guest, ranges: audit.ranges, stats: audit.stats, endPfn: audit.endPfn });
   return { report, tool, guest, audit };
 }

@@ -52,12 +52,34 @@ export const ALL_INVALID_PAGE: Buffer = Buffer.alloc(PAGE_SIZE, 0xff);
  * Run-length class ranges [start, end) in ascending pfn order, stored flat as Float64Array triples.
  * `add` merges with the previous range when it is contiguous and of the same class.
  */
+/** Ranges a sink stores; past this it still counts pages and ranges per class exactly (a corrupt p2m that
+ * changes class at every pfn would otherwise make one range per pfn). */
+export const MAX_KEPT_RANGES = 1 << 16;
+/** Number of pfn classes (the PfnClass codes 0..8). */
+export const CLASS_COUNT = 9;
+/** Header of a packed sink: [dropped ranges, pages of dropped ranges per class ×9, dropped ranges per class ×9]. */
+const PACK_HEADER = 1 + 2 * CLASS_COUNT;
+
 export class RangeSink {
   private data: Float64Array;
   private n = 0;
+  /** the last range added, stored or not (so contiguous additions merge either way) */
+  private lastEnd = -1;
+  private lastCls = -1;
+  private lastStored = false;
+  /** exact totals of every range added (stored or dropped), per class */
+  readonly pages = new Float64Array(CLASS_COUNT);
+  readonly ranges = new Float64Array(CLASS_COUNT);
+  /** totals of the ranges that were not stored */
+  readonly droppedPages = new Float64Array(CLASS_COUNT);
+  readonly droppedRangesByClass = new Float64Array(CLASS_COUNT);
+  dropped = 0;
 
-  constructor(initialRanges = INITIAL_SINK_RANGES) {
-    this.data = new Float64Array(Math.max(1, initialRanges) * RANGE_TRIPLE);
+  constructor(
+    initialRanges = INITIAL_SINK_RANGES,
+    private readonly cap = MAX_KEPT_RANGES,
+  ) {
+    this.data = new Float64Array(Math.max(1, Math.min(initialRanges, cap)) * RANGE_TRIPLE);
   }
 
   /** number of ranges held */
@@ -67,18 +89,28 @@ export class RangeSink {
 
   add(start: number, end: number, cls: number): void {
     if (end <= start) return;
-    const d = this.data;
-    if (this.n > 0) {
-      const last = (this.n - 1) * RANGE_TRIPLE;
-      if (d[last + 1] === start && d[last + 2] === cls) {
-        d[last + 1] = end;
-        return;
-      }
+    this.pages[cls] += end - start;
+    if (this.lastEnd === start && this.lastCls === cls) {
+      this.lastEnd = end;
+      if (this.lastStored) this.data[(this.n - 1) * RANGE_TRIPLE + 1] = end;
+      else this.droppedPages[cls] += end - start;
+      return;
     }
+    this.ranges[cls]++;
+    this.lastEnd = end;
+    this.lastCls = cls;
+    if (this.n >= this.cap) {
+      this.lastStored = false;
+      this.dropped++;
+      this.droppedRangesByClass[cls]++;
+      this.droppedPages[cls] += end - start;
+      return;
+    }
+    this.lastStored = true;
     let at = this.n * RANGE_TRIPLE;
-    if (at + RANGE_TRIPLE > d.length) {
-      const grown = new Float64Array(d.length * 2);
-      grown.set(d);
+    if (at + RANGE_TRIPLE > this.data.length) {
+      const grown = new Float64Array(Math.min(this.data.length * 2, this.cap * RANGE_TRIPLE));
+      grown.set(this.data);
       this.data = grown;
     }
     const w = this.data;
@@ -95,9 +127,36 @@ export class RangeSink {
     }
   }
 
-  /** A fresh, exactly sized copy of the triples (safe to transfer to another thread). */
+  /** A fresh, exactly sized copy of the stored triples (safe to transfer to another thread). */
   toFloat64Array(): Float64Array {
     return this.data.slice(0, this.n * RANGE_TRIPLE);
+  }
+
+  /** Stored triples behind a header with the dropped ranges' totals (a worker's result). */
+  toPacked(): Float64Array {
+    const out = new Float64Array(PACK_HEADER + this.n * RANGE_TRIPLE);
+    out[0] = this.dropped;
+    out.set(this.droppedPages, 1);
+    out.set(this.droppedRangesByClass, 1 + CLASS_COUNT);
+    out.set(this.data.subarray(0, this.n * RANGE_TRIPLE), PACK_HEADER);
+    return out;
+  }
+
+  /** Merge a packed worker result: its stored ranges one by one, its dropped ranges as totals. */
+  addPacked(packed: Float64Array): void {
+    this.addTriples(packed.subarray(PACK_HEADER));
+    const dropped = packed[0]!;
+    if (dropped === 0) return;
+    this.dropped += dropped;
+    for (let c = 0; c < CLASS_COUNT; c++) {
+      const p = packed[1 + c]!;
+      const r = packed[1 + CLASS_COUNT + c]!;
+      this.pages[c] += p;
+      this.ranges[c] += r;
+      this.droppedPages[c] += p;
+      this.droppedRangesByClass[c] += r;
+    }
+    this.lastEnd = -1; // the shard's dropped tail ends somewhere unknown: do not merge across it
   }
 
   toRanges(): ClassRange[] {

@@ -14,9 +14,24 @@ import { GuestLeaf, ToolLeaf, type ClassRange, type GuestView, type ToolstackVie
 import { planShards, type Shard } from './shard-plan.js';
 import type { AuditTask } from '../../workers/audit-worker.js';
 
+/** Exact per-class totals of an audit (ranges beyond MAX_KEPT_RANGES are counted, not kept). */
+export interface RangeStats {
+  /** pages per class, indexed by PfnClass code */
+  pages: number[];
+  /** ranges per class */
+  ranges: number[];
+  /** ranges counted but not kept in `ranges` */
+  dropped: number;
+}
+
+export function sinkStats(sink: RangeSink): RangeStats {
+  return { pages: [...sink.pages], ranges: [...sink.ranges], dropped: sink.dropped };
+}
+
 /** Merged result of an audit: class ranges [start, end) covering pfns [0, endPfn) in order. */
 export interface AuditRanges {
   ranges: ClassRange[];
+  stats?: RangeStats;
   /** audited pfns: [0, endPfn), endPfn = leaves · 512 */
   endPfn: number;
   leaves: number;
@@ -163,8 +178,9 @@ export async function runAudit(img: GuestImage, tool: ToolstackView, guest: Gues
       parts.push(r.value);
     }
     const sink = new RangeSink();
-    for (const p of parts) sink.addTriples(p);
+    for (const p of parts) sink.addPacked(p);
     result.ranges = sink.toRanges();
+    result.stats = sinkStats(sink);
     return result;
   } finally {
     await pool.destroy();
@@ -219,5 +235,5 @@ export function auditInProcess(
     done += s.endLeaf - s.firstLeaf;
     opts.onProgress?.(done, plan.leaves);
   }
-  return { ranges: sink.toRanges(), endPfn: plan.leaves * P2M_PER_PAGE, leaves: plan.leaves, tBoundPfn: plan.tBoundPfn, shards: shards.length, threads: 0 };
+  return { ranges: sink.toRanges(), stats: sinkStats(sink), endPfn: plan.leaves * P2M_PER_PAGE, leaves: plan.leaves, tBoundPfn: plan.tBoundPfn, shards: shards.length, threads: 0 };
 }

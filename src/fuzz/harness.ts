@@ -214,6 +214,8 @@ interface ResultMsg {
   ms: number;
   classes: string[];
   description: string;
+  /** the child exits after this result (its RSS high-water mark passed the limit) */
+  retiring?: boolean;
 }
 
 type FromChild =
@@ -571,7 +573,7 @@ export function runChild(): void {
     // an exception says more than the memory it took: keep it, but leave the child either way
     if (overRss && !isFailure(outcome)) outcome = { status: 'rss', rssBytes: rss };
     work?.restore();
-    send({ type: 'result', id: job.id, outcome, ms, classes: mutant.classes, description: mutant.description });
+    send({ type: 'result', id: job.id, outcome, ms, classes: mutant.classes, description: mutant.description, retiring: overRss });
     if (overRss) process.exit(0); // the high-water mark stays up: later measurements would be meaningless
   };
 
@@ -626,7 +628,7 @@ export function runChild(): void {
 interface BatchEnd {
   results: ResultMsg[];
   /** set when the child hung, died or ran out of memory before finishing the batch */
-  aborted: { outcome: Outcome; inFlight: number | null } | null;
+  aborted: { outcome: Outcome; inFlight: number | null; retired?: boolean } | null;
 }
 
 class ChildRunner {
@@ -753,8 +755,8 @@ class ChildRunner {
           inFlight = null;
           results.push(m);
           onResult(m);
-          if (m.outcome.status === 'rss') {
-            finish({ outcome: m.outcome, inFlight: null }); // the child exits by itself
+          if (m.retiring) {
+            finish({ outcome: m.outcome, inFlight: null, retired: true }); // the child exits by itself
             return;
           }
           arm();
@@ -899,6 +901,7 @@ async function writeReproducer(
   outcome: Outcome,
   signature: string,
   seed: number,
+  classes: string[] | undefined,
 ): Promise<string> {
   fs.mkdirSync(dir, { recursive: true });
   const base = mutant.patch.replace ? Buffer.alloc(0) : fs.readFileSync(a.basePath);
@@ -936,7 +939,9 @@ async function writeReproducer(
     detail,
     '',
     `replay: node --enable-source-maps dist/src/fuzz/cli.js --replay ${rel(file)}${a.symbolsPath ? ` --symbols ${rel(a.symbolsPath)}` : ''}`,
-    `regenerate: node dist/src/fuzz/cli.js --corpus ${rel(a.source)} --seed ${seed} --mutant ${mutant.id}`,
+    mutant.id < 0
+      ? `regenerate: none needed (the unmodified corpus file ${rel(a.source)})`
+      : `regenerate: node dist/src/fuzz/cli.js --corpus ${rel(a.source)} --seed ${seed}${classes ? ` --class ${classes.join(' ')}` : ''} --mutant ${mutant.id}`,
     '',
   ];
   fs.writeFileSync(path.join(dir, `${hash}.txt`), lines.join('\n'));
@@ -1084,7 +1089,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzSummary> {
         reproTasks.push(
           (async () => {
             try {
-              const file = await writeReproducer(opts.findingsDir, a, regenerate(job), o, signature, opts.seed);
+              const file = await writeReproducer(opts.findingsDir, a, regenerate(job), o, signature, opts.seed, opts.classes);
               finding.reproducers[slot] = file;
               onEvent(`  reproducer: ${file}`);
             } catch (e) {
@@ -1151,9 +1156,10 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzSummary> {
         const mates = batch.filter((j) => finished.has(j.id) && j.id !== inFlight.id && !isFailure(end.results.find((r) => r.id === j.id)!.outcome));
         const what = `${describeOutcome(end.aborted.outcome)} while running mutant ${inFlight.id}`;
         solo.push({ job: inFlight, cause: end.aborted.outcome, group: { left: 1, reproduced: false, mates, what }, mate: false });
-      } else if (end.aborted.outcome.status === 'rss') {
+      } else if (end.aborted.retired) {
+        // an RSS high-water mark is confirmed alone; an exception that came with it is already recorded
         const last = end.results[end.results.length - 1];
-        const j = last ? batch.find((x) => x.id === last.id) : undefined;
+        const j = last && last.outcome.status === 'rss' ? batch.find((x) => x.id === last.id) : undefined;
         if (j) solo.push({ job: j, cause: end.aborted.outcome, group: null, mate: false });
       } else {
         summary.flaky.push(`child failed between mutants: ${describeOutcome(end.aborted.outcome)}`);

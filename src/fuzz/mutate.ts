@@ -1452,6 +1452,34 @@ const p2mEntry: ClassFn = (ctx, rng) => {
   return { desc: `${leaf.role} page ${hex(leaf.frame)} entry ${slot} → ${hex(value)} (${why})`, edits: [{ offset: leaf.offset + slot * P2M_ENTRY_SIZE, bytes: u64Bytes(value) }] };
 };
 
+/**
+ * Range bomb: every entry of a guest-list L2 table → one L1 table, every entry of that L1 → one leaf,
+ * and that leaf's entries alternating between their value and INVALID. One 4 KiB leaf then stands for up
+ * to 2^18 leaves whose classes change at every pfn: the audit's range list grows with the pfn count.
+ */
+const rangeBomb: ClassFn = (ctx, rng) => {
+  const a = ctx.anatomy;
+  const l2 = a.ptSteps.filter((s) => s.level === 2 && s.walk === 'guest linear list');
+  const l1 = a.ptSteps.filter((s) => s.level === 1 && s.walk === 'guest linear list');
+  const leaves = a.leaves.filter((l) => !l.role.includes('shared'));
+  if (l2.length === 0 || l1.length === 0 || leaves.length === 0) return null;
+  const t2 = rng.pick(l2);
+  const t1 = rng.pick(l1);
+  const leaf = rng.pick(leaves);
+  const pte = (frame: number): bigint => (BigInt(frame) << BigInt(PAGE_SHIFT)) | BigInt(_PAGE_PRESENT);
+  const table = (frame: number): Buffer => Buffer.concat(Array.from({ length: PTRS_PER_TABLE }, () => u64Bytes(pte(frame))));
+  const page = Buffer.from(ctx.base.read(leaf.offset, PAGE_SIZE));
+  for (let k = 1; k < P2M_PER_PAGE; k += 2) page.writeBigUInt64LE(U64_MAX, k * P2M_ENTRY_SIZE);
+  return {
+    desc: `range bomb: every entry of L2 table ${hex(t2.table)} → L1 table ${hex(t1.table)}, every entry of it → ${leaf.role} ${hex(leaf.frame)}, whose odd entries → INVALID`,
+    edits: [
+      { offset: t2.tableOffset, bytes: table(t1.table) },
+      { offset: t1.tableOffset, bytes: table(leaf.frame) },
+      { offset: leaf.offset, bytes: page },
+    ],
+  };
+};
+
 /** Copy one structure page (or a random chunk) over another. */
 const splice: ClassFn = (ctx, rng) => {
   const pages = [...ctx.anatomy.structure, ...ctx.anatomy.leaves, ...(ctx.anatomy.frameList ? [ctx.anatomy.frameList.fll] : [])];
@@ -1696,6 +1724,7 @@ export const MUTATION_CLASSES: readonly (readonly [string, ClassFn, number])[] =
   ['kvar', kvar, 9],
   ['guest-tree', guestTree, 5],
   ['p2m-entry', p2mEntry, 4],
+  ['range-bomb', rangeBomb, 1],
   ['splice', splice, 4],
   ['p2ms-meta', p2msMeta, 10],
   ['p2ms-frames', p2msFrames, 4],
@@ -1704,7 +1733,7 @@ export const MUTATION_CLASSES: readonly (readonly [string, ClassFn, number])[] =
 export const CLASS_NAMES: readonly string[] = MUTATION_CLASSES.map(([n]) => n);
 
 /** Classes that only produce edits (safe to stack on one mutant). */
-const STACKABLE = new Set(['bitflip', 'byte-run', 'field-inflate', 'int-inflate', 'arch', 'fl-cycle', 'pt-cycle', 'kvar', 'guest-tree', 'p2m-entry', 'splice']);
+const STACKABLE = new Set(['bitflip', 'byte-run', 'field-inflate', 'int-inflate', 'arch', 'fl-cycle', 'pt-cycle', 'kvar', 'guest-tree', 'p2m-entry', 'range-bomb', 'splice']);
 /** Chance that a mutant gets a second (and then a third) stacked edit-only class. */
 const STACK_CHANCE = 0.2;
 const MAX_CLASS_TRIES = 8;

@@ -158,6 +158,8 @@ export interface AuditReport {
   benign: ReportRange[];
   warnings: NotedRange[];
   errors: NotedRange[];
+  /** ranges counted in the totals but not listed (past MAX_EXPLAINED_RANGES per list, or not kept by the audit) */
+  omittedRanges: number;
 }
 
 export interface ReportInput {
@@ -165,7 +167,14 @@ export interface ReportInput {
   tool: ToolstackView;
   guest: GuestView;
   ranges: ClassRange[];
+  /** exact per-class totals when the audit kept only part of its ranges (run-audit's RangeStats) */
+  stats?: { pages: number[]; ranges: number[]; dropped: number };
+  /** pfns audited ([0, endPfn)); by default the end of the last range */
+  endPfn?: number;
 }
+
+/** Ranges each list of the report explains (fatal, benign, warnings, errors); the rest are counted. */
+export const MAX_EXPLAINED_RANGES = 1024;
 
 const E820_TYPE_NAMES: Record<number, string> = {
   [E820_RAM]: 'RAM',
@@ -392,9 +401,18 @@ export function buildReport(input: ReportInput): AuditReport {
   const errors: NotedRange[] = [];
   let auditedPfns = 0;
 
+  let omitted = input.stats?.dropped ?? 0;
   const addFatal = (start: number, end: number, cls: PfnClassName): void => {
+    if (fatal.length >= MAX_EXPLAINED_RANGES) {
+      omitted++;
+      return;
+    }
     const rr = rangeOf({ start, end, cls });
     fatal.push({ ...rr, ...buildCause(ctx, rr) });
+  };
+  const listed = <T>(list: T[], item: () => T): void => {
+    if (list.length >= MAX_EXPLAINED_RANGES) omitted++;
+    else list.push(item());
   };
 
   for (const r of ranges) {
@@ -407,7 +425,7 @@ export function buildReport(input: ReportInput): AuditReport {
       case 'ok':
         break;
       case 'benign':
-        benign.push(rangeOf(r));
+        listed(benign, () => rangeOf(r));
         break;
       case 'fatal':
         // one cause per range: an uncovered range straddling the bound is split there
@@ -417,21 +435,29 @@ export function buildReport(input: ReportInput): AuditReport {
         } else addFatal(r.start, r.end, r.cls);
         break;
       case 'warning':
-        warnings.push({
+        listed(warnings, () => ({
           ...rangeOf(r),
           text:
             'the guest has no RAM here (missing or identity) but the toolstack reads mfns: ' +
             'save sends machine frames the guest does not use',
-        });
+        }));
         break;
       case 'error':
-        errors.push({
+        listed(errors, () => ({
           ...rangeOf(r),
           text: 'a leaf page needed by the guest or toolstack walk is absent from the image: these pfns were not checked',
-        });
+        }));
         break;
     }
   }
+  if (input.stats) {
+    // exact totals, including ranges the audit counted but did not keep
+    PFN_CLASS_NAMES.forEach((name, code) => {
+      classes[name].pages = input.stats!.pages[code] ?? 0;
+      classes[name].ranges = input.stats!.ranges[code] ?? 0;
+    });
+  }
+  if (input.endPfn !== undefined) auditedPfns = Math.max(auditedPfns, input.endPfn);
   for (const name of PFN_CLASS_NAMES) classes[name].mib = pagesToMib(classes[name].pages);
 
   const fatalPages = classes.uncovered.pages + classes.lost.pages + classes.mismatch.pages;
@@ -499,5 +525,6 @@ export function buildReport(input: ReportInput): AuditReport {
     benign,
     warnings,
     errors,
+    omittedRanges: omitted,
   };
 }

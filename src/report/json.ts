@@ -130,6 +130,7 @@ export function toJsonObject(report: AuditReport): Record<string, unknown> {
     benign: report.benign.map(range),
     warnings: report.warnings.map(noted),
     errors: report.errors.map(noted),
+    omittedRanges: report.omittedRanges,
   };
 }
 

@@ -73,5 +73,8 @@ export function renderText(report: AuditReport): string {
   lines.push(`ram: ${pages(report.classes.ram.pages, report.classes.ram.mib)}; benign: ${benign.length > 0 ? benign.join('; ') : 'none'}`);
   // the benign ranges themselves (identity holes, missing and foreign pfns), at most MAX_TEXT_RANGES
   lines.push(...capped(report.benign, (r) => [`  benign ${r.cls} ${pfnSpan(r.start, r.end)} (${pages(r.pages, r.mib)})`], 'benign ranges'));
+  if (report.omittedRanges > 0) {
+    lines.push(`(${report.omittedRanges} more ranges are counted in the totals above but not listed: the p2m changes class very often)`);
+  }
   return lines.join('\n') + '\n';
 }

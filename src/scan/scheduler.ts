@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { RangeSink } from '../audit/compare-leaf.js';
 import type { GuestView, ToolstackView } from '../audit/leaf-map.js';
-import { planLeaves, shardTask, type LeafPlan } from '../audit/run-audit.js';
+import { planLeaves, shardTask, sinkStats, type LeafPlan } from '../audit/run-audit.js';
 import { planShards, SHARDS_PER_WORKER, type Shard } from '../audit/shard-plan.js';
 import { readGuestView } from '../guest/guest-view.js';
 import { InputError, type GuestImage } from '../image/guest-image.js';
@@ -378,8 +378,8 @@ export class ScanScheduler {
     this.open.delete(job);
     try {
       const sink = new RangeSink();
-      for (const p of job.parts) sink.addTriples(p!);
-      const report = buildReport({ img: job.img, tool: job.tool, guest: job.guest, ranges: sink.toRanges() });
+      for (const p of job.parts) sink.addPacked(p!);
+      const report = buildReport({ img: job.img, tool: job.tool, guest: job.guest, ranges: sink.toRanges(), stats: sinkStats(sink) });
       this.report(
         job.entry,
         { status: 'audited', format: job.img.format, verdict: report.verdict, exitCode: report.exitCode, fatalPages: report.fatalPages, reason: report.reason, attempts },
