@@ -226,6 +226,8 @@ const SAFE_HI_MAX = Math.floor(Number.MAX_SAFE_INTEGER / WORD_SCALE);
 /** pfn words read per positional read of a PAGE_DATA pfn array / P2M_FRAMES list (64 KiB). */
 const CHUNK_ENTRIES = 8192;
 const INITIAL_LOG_ENTRIES = 65536;
+/** Initial capacity of the run log (grows by doubling). */
+const INITIAL_RUNS = 4096;
 /** A direct pfn-indexed table is used when it is at most this many times the entries (or tiny). */
 const DENSE_FACTOR = 4;
 const DENSE_MIN_PFNS = 1 << 20;
@@ -284,6 +286,121 @@ export interface StreamCounts {
   overridden: number;
   /** distinct pfns whose last entry is a page table (L1–L4, pinned or not) */
   pageTables: number;
+}
+
+/**
+ * The PAGE_DATA log as runs: consecutive pfns of one type whose data pages follow each other in the file (or
+ * share one no-data code). A non-live save of a 64 GiB guest is ~16k runs instead of 16M entries.
+ */
+class RunLog {
+  first = new Float64Array(INITIAL_RUNS);
+  count = new Float64Array(INITIAL_RUNS);
+  loc = new Float64Array(INITIAL_RUNS);
+  type = new Uint8Array(INITIAL_RUNS);
+  n = 0;
+  entries = 0;
+  maxPfn = -1;
+
+  push(pfn: number, loc: number, type: number): void {
+    this.entries++;
+    if (pfn > this.maxPfn) this.maxPfn = pfn;
+    const r = this.n - 1;
+    if (r >= 0 && this.type[r] === type && this.first[r]! + this.count[r]! === pfn) {
+      const l = this.loc[r]!;
+      const next = l >= 0 ? l + this.count[r]! * PAGE_SIZE : l;
+      if (next === loc) {
+        this.count[r]!++;
+        return;
+      }
+    }
+    if (this.n === this.first.length) {
+      const grow = <T extends Float64Array | Uint8Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.first = grow(this.first);
+      this.count = grow(this.count);
+      this.loc = grow(this.loc);
+      this.type = grow(this.type);
+    }
+    this.first[this.n] = pfn;
+    this.count[this.n] = 1;
+    this.loc[this.n] = loc;
+    this.type[this.n] = type;
+    this.n++;
+  }
+
+  /** Runs ascending and disjoint: every pfn appears once (a non-live save). */
+  disjointAscending(): boolean {
+    for (let r = 1; r < this.n; r++) if (this.first[r]! < this.first[r - 1]! + this.count[r - 1]!) return false;
+    return true;
+  }
+
+  /** Expand into a per-pfn log (streams that repeat pfns: live migration passes). */
+  expand(): PfnLog {
+    const log = new PfnLog();
+    for (let r = 0; r < this.n; r++) {
+      const l = this.loc[r]!;
+      for (let k = 0; k < this.count[r]!; k++) log.push(this.first[r]! + k, l >= 0 ? l + k * PAGE_SIZE : l, this.type[r]!);
+    }
+    return log;
+  }
+}
+
+/** pfn → location over disjoint ascending runs (binary search on the run starts). */
+class RunIndex {
+  constructor(private readonly runs: RunLog) {}
+
+  private find(pfn: number): number {
+    const f = this.runs.first;
+    let lo = 0;
+    let hi = this.runs.n - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (pfn < f[mid]!) hi = mid - 1;
+      else if (pfn >= f[mid]! + this.runs.count[mid]!) lo = mid + 1;
+      else return mid;
+    }
+    return -1;
+  }
+
+  loc(pfn: number): number {
+    if (!Number.isInteger(pfn) || pfn < 0) return FRAME_ABSENT;
+    const r = this.find(pfn);
+    if (r < 0) return FRAME_ABSENT;
+    const l = this.runs.loc[r]!;
+    return l >= 0 ? l + (pfn - this.runs.first[r]!) * PAGE_SIZE : l;
+  }
+
+  type(pfn: number): number {
+    if (!Number.isInteger(pfn) || pfn < 0) return NO_TYPE;
+    const r = this.find(pfn);
+    return r < 0 ? NO_TYPE : this.runs.type[r]!;
+  }
+
+  get counts(): Omit<StreamCounts, 'records' | 'pageDataRecords'> {
+    const c = { pfnEntries: this.runs.entries, pfns: this.runs.entries, withData: 0, xtab: 0, broken: 0, xalloc: 0, overridden: 0, pageTables: 0 };
+    for (let r = 0; r < this.runs.n; r++) {
+      const n = this.runs.count[r]!;
+      const l = this.runs.loc[r]!;
+      const t = this.runs.type[r]!;
+      if (l >= 0) {
+        c.withData += n;
+        if ((t & PFINFO_LTABTYPE_MASK) !== PFINFO_NOTAB) c.pageTables += n;
+      } else if (l === FRAME_XTAB) c.xtab += n;
+      else if (l === FRAME_BROKEN) c.broken += n;
+      else if (l === FRAME_XALLOC) c.xalloc += n;
+    }
+    return c;
+  }
+}
+
+/** What the image needs of a pfn index. */
+interface PfnLookup {
+  loc(pfn: number): number;
+  type(pfn: number): number;
+  readonly counts: Omit<StreamCounts, 'records' | 'pageDataRecords'>;
 }
 
 /** pfn → location lookup: a direct table when the pfns are dense, else sorted arrays (binary search). */
@@ -421,7 +538,7 @@ export class StreamImage implements GuestImage {
     /** highest pfn named by any PAGE_DATA entry */
     readonly maxFrame: number,
     readonly savedP2m: SavedP2m | null,
-    private readonly index: PfnIndex,
+    private readonly index: PfnLookup,
     readonly counts: StreamCounts,
     readonly facts: StreamFacts,
   ) {
@@ -474,7 +591,7 @@ interface P2mPiece {
 class StreamParser {
   private readonly hdr = Buffer.alloc(RHDR_SIZE);
   private readonly chunk = Buffer.alloc(CHUNK_ENTRIES * PFN_WORD_SIZE);
-  readonly log = new PfnLog();
+  readonly log = new RunLog();
   records = 0;
   pageDataRecords = 0;
   version = 0;
@@ -908,7 +1025,7 @@ export function openStream(path: string, opts: OpenStreamOptions = {}): StreamIm
     }
     if (!p.seenPvInfo) throw new InputError(`${path}: offset ${libxcOffset}: the stream has no X86_PV_INFO record`);
     if (p.cr3 === null) throw new InputError(`${path}: offset ${libxcOffset}: the stream has no X86_PV_VCPU_BASIC record for vcpu 0 (restore needs it: "Sender didn't send vcpu0's basic state")`);
-    const index = new PfnIndex(p.log);
+    const index = p.log.disjointAscending() ? new RunIndex(p.log) : new PfnIndex(p.log.expand());
     const counts: StreamCounts = { records: p.records, pageDataRecords: p.pageDataRecords, ...index.counts };
     const savedP2m: SavedP2m | null = p.p2m
       ? { startPfn: p.p2m.start, endPfn: p.p2m.end, leafPfns: p.p2m.pfns }
