@@ -44,6 +44,8 @@ export interface AuditRanges {
 
 export interface AuditOptions {
   jobs: number;
+  /** a pool started earlier (createAuditPool) so its threads boot while the views are computed; the caller destroys it */
+  pool?: Piscina<AuditTask, Float64Array>;
   onProgress?: (doneLeaves: number, totalLeaves: number) => void;
 }
 
@@ -110,6 +112,7 @@ export function shardTask(img: GuestImage, plan: LeafPlan, shard: Shard): AuditT
     gOffsets[i] = offsetOf(img, plan.gFrames[k]!);
     const tf = plan.tFrames[k]!;
     if (tf < 0) tOffsets[i] = tf;
+    else if (tf === plan.gFrames[k] && gOffsets[i]! >= 0) tOffsets[i] = gOffsets[i]!; // same leaf page: one lookup
     else {
       const off = img.frameOffset(tf);
       tOffsets[i] = off >= 0 ? off : ToolLeaf.ABSENT;
@@ -141,6 +144,13 @@ function describeShard(s: Shard): string {
   return `audit shard ${s.index} (leaves ${s.firstLeaf}-${s.endLeaf - 1}, pfns 0x${first.toString(16)}-0x${last.toString(16)})`;
 }
 
+/** Start the audit worker threads now (they load their modules while the caller walks the views). */
+export function createAuditPool(jobs: number): Piscina<AuditTask, Float64Array> {
+  const workerPath = auditWorkerPath();
+  if (!fs.existsSync(workerPath)) throw new Error(`audit worker not built: ${workerPath} is missing (run npm run build)`);
+  return new Piscina<AuditTask, Float64Array>({ filename: workerPath, minThreads: jobs, maxThreads: jobs });
+}
+
 /** Audit through the worker pool (jobs ≥ 1 threads; jobs = 1 still uses one worker thread). */
 export async function runAudit(img: GuestImage, tool: ToolstackView, guest: GuestView, opts: AuditOptions): Promise<AuditRanges> {
   const jobs = opts.jobs;
@@ -151,10 +161,7 @@ export async function runAudit(img: GuestImage, tool: ToolstackView, guest: Gues
   const threads = Math.max(1, Math.min(jobs, shards.length));
   const result: AuditRanges = { ranges: [], endPfn: plan.leaves * P2M_PER_PAGE, leaves: plan.leaves, tBoundPfn: plan.tBoundPfn, shards: shards.length, threads };
   if (shards.length === 0) return result;
-  const workerPath = auditWorkerPath();
-  if (!fs.existsSync(workerPath)) throw new Error(`audit worker not built: ${workerPath} is missing (run npm run build)`);
-
-  const pool = new Piscina<AuditTask, Float64Array>({ filename: workerPath, minThreads: threads, maxThreads: threads });
+  const pool = opts.pool ?? createAuditPool(threads);
   let done = 0;
   try {
     // settle every shard before the pool is destroyed: a failed shard must not leave replies in flight
@@ -183,7 +190,7 @@ export async function runAudit(img: GuestImage, tool: ToolstackView, guest: Gues
     result.stats = sinkStats(sink);
     return result;
   } finally {
-    await pool.destroy();
+    if (!opts.pool) await pool.destroy();
   }
 }
 

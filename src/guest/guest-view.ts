@@ -117,14 +117,16 @@ export function readGuestView(img: GuestImage): GuestView {
  * pointer), so the audit does not decode the same page once per leaf.
  */
 function markSharedSentinels(img: GuestImage, view: GuestView): void {
-  const uses = new Map<number, number>();
+  // frames of private-looking leaves, sorted natively: repeats sit side by side
+  let m = 0;
+  const frames = new Float64Array(view.kinds.length);
   for (let k = 0; k < view.kinds.length; k++) {
-    if (view.kinds[k] !== GuestLeaf.PAGE) continue;
-    const f = view.leafFrames[k]!;
-    if (f >= 0) uses.set(f, (uses.get(f) ?? 0) + 1);
+    if (view.kinds[k] === GuestLeaf.PAGE && view.leafFrames[k]! >= 0) frames[m++] = view.leafFrames[k]!;
   }
+  const sorted = frames.subarray(0, m).sort();
+  const uses = new Map<number, number>();
+  for (let i = 1; i < m; i++) if (sorted[i] === sorted[i - 1]) uses.set(sorted[i]!, (uses.get(sorted[i]!) ?? 1) + 1);
   for (const [frame, n] of uses) {
-    if (n < 2) continue;
     const page = img.readFrame(frame);
     if (!page || !page.every((b) => b === 0xff)) {
       view.notes.push(`leaf frame ${hex(frame)} backs ${n} leaves but is not all INVALID: the p2m is corrupt there`);
