@@ -109,7 +109,8 @@ export function shardTask(img: GuestImage, plan: LeafPlan, shard: Shard): AuditT
   const tOffsets = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const k = shard.firstLeaf + i;
-    gOffsets[i] = offsetOf(img, plan.gFrames[k]!);
+    // workers read a guest page only for private leaves; shared ones come through missing/identityOffset
+    gOffsets[i] = plan.gKinds[k] === GuestLeaf.PAGE ? offsetOf(img, plan.gFrames[k]!) : -1;
     const tf = plan.tFrames[k]!;
     if (tf < 0) tOffsets[i] = tf;
     else if (tf === plan.gFrames[k] && gOffsets[i]! >= 0) tOffsets[i] = gOffsets[i]!; // same leaf page: one lookup
