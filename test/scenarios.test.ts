@@ -146,6 +146,7 @@ describe('bad input', () => {
     ['malformed e820 line', ['emulate', '--profile', 'linux-4.x', '--e820', badE820, '--dom0-mem', '1g', '-o', path.join(tmp, 'y.p2ms')], /bad-e820\.txt:2/],
     ['unparseable dom0_mem', ['emulate', '--profile', 'linux-4.x', '--e820', seedHost, '--dom0-mem', '1q', '-o', path.join(tmp, 'z.p2ms')], /dom0_mem/],
     ['bad --jobs', ['audit', path.join(dir, 'seed-4x.p2ms'), '--jobs', 'zero'], /jobs/],
+    ['a directory instead of an image', ['audit', dir], /scenarios: is a directory, expected an image file/],
     ['dom0_mem larger than the host', ['emulate', '--profile', 'linux-4.x', '--e820', seedHost, '--dom0-mem', '64g', '--audit'], /dom0_mem=64g asks for 0x1000000 pages \(65536 MiB\) but the host map leaves only 0xfd77f pages/],
   ])('%s → one-line error, exit 2', (_n, args, re) => {
     const r = run(args);

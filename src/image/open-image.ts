@@ -38,7 +38,14 @@ export function readHead(path: string): Buffer {
   }
   try {
     const head = Buffer.alloc(MAGIC_PROBE_BYTES);
-    const n = fs.readSync(fd, head, 0, MAGIC_PROBE_BYTES, 0);
+    let n: number;
+    try {
+      n = fs.readSync(fd, head, 0, MAGIC_PROBE_BYTES, 0);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EISDIR') throw new InputError(`${path}: is a directory, expected an image file (use scan for directories)`);
+      throw new InputError(`${path}: cannot read (${code ?? String(e)})`);
+    }
     return head.subarray(0, n);
   } finally {
     fs.closeSync(fd);
