@@ -4,6 +4,18 @@ import fs from 'node:fs';
 import { PAGE_SIZE } from '../xen/abi.js';
 import { InputError } from './guest-image.js';
 
+/** Open an input read-only; a missing or unreadable file is a one-line InputError. */
+export function openReadOnly(path: string): number {
+  try {
+    return fs.openSync(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InputError(`${path}: no such file`);
+    if (code === 'EISDIR') throw new InputError(`${path}: is a directory, expected an image file`);
+    throw new InputError(`${path}: cannot open (${code ?? (e as Error).message})`);
+  }
+}
+
 /** Read up to `length` bytes at `position` (looping over short reads); returns the count read. */
 export function readAt(fd: number, buf: Buffer, position: number, length = buf.length): number {
   let done = 0;

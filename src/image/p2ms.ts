@@ -33,7 +33,7 @@
 //
 // Reading validates the header against the file size before allocating anything a length field names.
 import * as fs from 'node:fs';
-import { findSorted, readAt, readFrameAt } from './file-io.js';
+import { findSorted, readAt, readFrameAt, openReadOnly } from './file-io.js';
 import { pack, unpack } from 'msgpackr';
 import { PAGE_SIZE, hex } from '../xen/abi.js';
 import type { ArchSharedInfo, BootFacts, FrameSpace, GuestImage, ImageFormat, SymbolTable } from './guest-image.js';
@@ -556,14 +556,7 @@ function readIndex(path: string, fd: number, h: Header): Float64Array {
  * what was expected).
  */
 export function openP2ms(path: string): GuestImage {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new InputError(`${path}: no such file`);
-    throw new InputError(`${path}: cannot open (${code ?? (e as Error).message})`);
-  }
+  const fd = openReadOnly(path);
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new InputError(`${path}: not a regular file`);

@@ -11,7 +11,7 @@
 // before anything it names is allocated. Frames are pfns: page tables are normalised by the saver,
 // p2m leaf pages still hold the source host's mfns.
 import * as fs from 'node:fs';
-import { findSorted, readAt, readFrameAt } from './file-io.js';
+import { findSorted, readAt, readFrameAt, openReadOnly } from './file-io.js';
 import { PAGE_SHIFT, PAGE_SIZE, SIZEOF_VCPU_GUEST_CONTEXT_64, VCPU_CTRLREG3_OFFSET_64, hex } from '../xen/abi.js';
 import type { ArchSharedInfo, GuestImage, ImageFormat, SymbolTable } from './guest-image.js';
 import { InputError, parseArchSharedInfo } from './guest-image.js';
@@ -990,15 +990,7 @@ export interface OpenStreamOptions {
  * what was expected.
  */
 export function openStream(path: string, opts: OpenStreamOptions = {}): StreamImage {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new InputError(`${path}: no such file`);
-    if (code === 'EISDIR') throw new InputError(`${path}: is a directory, expected a save file`);
-    throw new InputError(`${path}: cannot open (${code ?? (e as Error).message})`);
-  }
+  const fd = openReadOnly(path);
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new InputError(`${path}: not a regular file`);

@@ -13,7 +13,7 @@
 // No per-page object is allocated, and no length field is used to allocate before it has been checked
 // against the file size.
 import * as fs from 'node:fs';
-import { readAt, readFrameAt } from './file-io.js';
+import { readAt, readFrameAt, openReadOnly } from './file-io.js';
 import { MAX_MFN_ARCH } from '../toolstack/frame-list.js';
 import { PAGE_SIZE, SIZEOF_VCPU_GUEST_CONTEXT_64, VCPU_CTRLREG3_OFFSET_64, hex } from '../xen/abi.js';
 import type { ArchSharedInfo, GuestImage, SymbolTable } from './guest-image.js';
@@ -591,14 +591,7 @@ class Parser {
  * byte offset, what was expected) on anything it cannot use.
  */
 export function openXcCore(path: string, opts: XcCoreOptions = {}): XcCoreImage {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new InputError(`${path}: no such file`);
-    throw new InputError(`${path}: cannot open (${code ?? (e as Error).message})`);
-  }
+  const fd = openReadOnly(path);
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new InputError(`${path}: not a regular file`);
