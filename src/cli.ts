@@ -332,7 +332,7 @@ function build(): Command {
   program
     .name('p2m-audit')
     .description(
-      'Audits a Xen PV guest\'s pfn→mfn map (P2M) the way save/restore, migration, xl dump-core and crash see it,\n' +
+      "Audits a Xen PV guest's pfn→mfn map (P2M) the way save/restore, migration, xl dump-core and crash see it, " +
         'and emulates dom0/domU boots of Linux kernel profiles to predict it without a Xen host.',
     )
     .addHelpText(
