@@ -30,18 +30,9 @@ const SERIAL = 'serial-xen4.17-linux6.1.txt';
 const DOM0_38 = 'dom0-linux3.8-xen4.2.txt';
 
 /** The spec's worked-example host (xen-dom0-mem.md), old Xen form, for small inline logs. */
-const WORKED_MAP = [
-  '(XEN) Xen-e820 RAM map:',
-  '(XEN)  0000000000000000 - 000000000009fc00 (usable)',
-  '(XEN)  000000000009fc00 - 00000000000a0000 (reserved)',
-  '(XEN)  00000000000f0000 - 0000000000100000 (reserved)',
-  '(XEN)  0000000000100000 - 000000007ffdf000 (usable)',
-  '(XEN)  000000007ffdf000 - 0000000080000000 (reserved)',
-  '(XEN)  00000000b0000000 - 00000000c0000000 (reserved)',
-  '(XEN)  00000000feffc000 - 00000000ff000000 (reserved)',
-  '(XEN)  00000000fffc0000 - 0000000100000000 (reserved)',
-  '(XEN)  0000000100000000 - 0000000180000000 (usable)',
-];
+import { SEED_HOST_LINES } from './helpers/seed-host.js';
+
+const WORKED_MAP = ['(XEN) Xen-e820 RAM map:', ...SEED_HOST_LINES];
 /** The same map in Xen 4.14+'s inclusive form. */
 const WORKED_MAP_NEW = [
   '(XEN) Xen-e820 RAM map:',

@@ -17,18 +17,10 @@ const T = 2 ** 40;
 const bytes = (n: number, negative = false) => ({ kind: 'bytes' as const, bytes: n, negative });
 const percent = (p: number, negative = false) => ({ kind: 'percent' as const, percent: p, negative });
 
+import { SEED_HOST_LINES } from './helpers/seed-host.js';
+
 const HOST = parseE820(
-  [
-    '(XEN)  0000000000000000 - 000000000009fc00 (usable)',
-    '(XEN)  000000000009fc00 - 00000000000a0000 (reserved)',
-    '(XEN)  00000000000f0000 - 0000000000100000 (reserved)',
-    '(XEN)  0000000000100000 - 000000007ffdf000 (usable)',
-    '(XEN)  000000007ffdf000 - 0000000080000000 (reserved)',
-    '(XEN)  00000000b0000000 - 00000000c0000000 (reserved)',
-    '(XEN)  00000000feffc000 - 00000000ff000000 (reserved)',
-    '(XEN)  00000000fffc0000 - 0000000100000000 (reserved)',
-    '(XEN)  0000000100000000 - 0000000180000000 (usable)',
-  ].join('\n'),
+  SEED_HOST_LINES.join('\n'),
   'host',
 );
 

@@ -20,20 +20,12 @@ import {
   E820_UNUSABLE,
 } from '../src/xen/abi.js';
 
+import { SEED_HOST_LINES } from './helpers/seed-host.js';
+
 const e = (addr: number, size: number, type: number): E820Entry => ({ addr, size, type });
 
 /** The host map of the spec's worked example (Xen old form, end exclusive). */
-const WORKED_EXAMPLE = [
-  '(XEN)  0000000000000000 - 000000000009fc00 (usable)',
-  '(XEN)  000000000009fc00 - 00000000000a0000 (reserved)',
-  '(XEN)  00000000000f0000 - 0000000000100000 (reserved)',
-  '(XEN)  0000000000100000 - 000000007ffdf000 (usable)',
-  '(XEN)  000000007ffdf000 - 0000000080000000 (reserved)',
-  '(XEN)  00000000b0000000 - 00000000c0000000 (reserved)',
-  '(XEN)  00000000feffc000 - 00000000ff000000 (reserved)',
-  '(XEN)  00000000fffc0000 - 0000000100000000 (reserved)',
-  '(XEN)  0000000100000000 - 0000000180000000 (usable)',
-].join('\n');
+const WORKED_EXAMPLE = SEED_HOST_LINES.join('\n');
 
 describe('parseE820: one line of every accepted form', () => {
   it.each([

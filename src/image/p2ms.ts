@@ -33,7 +33,7 @@
 //
 // Reading validates the header against the file size before allocating anything a length field names.
 import * as fs from 'node:fs';
-import { findSorted, readAt, readFrameAt, openReadOnly } from './file-io.js';
+import { findSorted, readAt, readFrameAt, openReadOnly, createForWrite } from './file-io.js';
 import { pack, unpack } from 'msgpackr';
 import { PAGE_SIZE, hex } from '../xen/abi.js';
 import type { ArchSharedInfo, BootFacts, FrameSpace, GuestImage, ImageFormat, SymbolTable } from './guest-image.js';
@@ -210,12 +210,7 @@ export function writeP2ms(
   meta.copy(head, metaOffset);
 
   const tmp = path + '.tmp';
-  let fd: number;
-  try {
-    fd = fs.openSync(tmp, 'w');
-  } catch (e) {
-    throw new InputError(`${tmp}: cannot create (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const fd = createForWrite(tmp);
   let ok = false;
   try {
     writeAll(fd, head, 0);

@@ -11,6 +11,7 @@
 // are never sent: the stream omits exactly the pages the toolstack cannot see. Written to disk one
 // batch at a time (bounded memory), into `path.tmp`, then renamed.
 import * as fs from 'node:fs';
+import { createForWrite } from './file-io.js';
 import { effectiveMaxMfn } from '../toolstack/frame-list.js';
 import { mapP2m } from '../toolstack/toolstack-view.js';
 import {
@@ -518,12 +519,7 @@ export function writeSaveStream(img: MemoryImage, path: string, opts: WriteSaveO
   if (!opts.overwrite && fs.existsSync(path)) throw new InputError(`${path}: already exists (refusing to overwrite it)`);
   const plan = planSave(img);
   const tmp = path + '.tmp';
-  let fd: number;
-  try {
-    fd = fs.openSync(tmp, 'w');
-  } catch (e) {
-    throw new InputError(`${tmp}: cannot create (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const fd = createForWrite(tmp);
   let ok = false;
   let counts: [number, number, number, number];
   let bytes: number;

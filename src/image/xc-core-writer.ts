@@ -24,6 +24,7 @@
 // Memory stays bounded: two passes over the p2m leaves (count, then write) and WRITE_BATCH_PAGES pages
 // per write; nothing is kept per page.
 import * as fs from 'node:fs';
+import { createForWrite } from './file-io.js';
 import { GuestLeaf } from '../audit/leaf-map.js';
 import { readGuestView } from '../guest/guest-view.js';
 import { mapP2m } from '../toolstack/toolstack-view.js';
@@ -396,12 +397,7 @@ export function writeXcCore(img: MemoryImage, path: string, opts: WriteXcCoreOpt
   if (img.sharedInfo !== null) img.sharedInfo.copy(head, sec(XEN_DUMPCORE_SEC_SHARED_INFO).offset);
 
   const tmp = path + '.tmp';
-  let fd: number;
-  try {
-    fd = fs.openSync(tmp, 'w');
-  } catch (e) {
-    throw new InputError(`${tmp}: cannot create (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const fd = createForWrite(tmp);
   let ok = false;
   try {
     fs.ftruncateSync(fd, fileSize); // pages without content stay holes

@@ -93,19 +93,8 @@ export function emulate(input: EmulateInput): EmulatedGuest {
     mfnListVa = tree.mfnList[0]!.va;
     if (profile.mirror === 'early') tree.buildMfnListList();
     // setup_arch → xen_memory_setup
-    const ops = {
-      get: (pfn: number) => tree.get(pfn),
-      earlySet: (pfn: number, v: number | 'invalid') => tree.earlySet(pfn, v),
-      setRangeIdentity: (s: number, e: number) => tree.setRangeIdentity(s, e),
-      get xenMaxP2mPfn() {
-        return tree.xenMaxP2mPfn;
-      },
-      set xenMaxP2mPfn(v: number) {
-        tree.xenMaxP2mPfn = v;
-      },
-    };
     const setupInput = { hostE820: input.hostE820, nrPages: input.nrPages, maxPages: input.maxPages, role, pagesLimit: limit };
-    setup = profile.treeVariant === '3.18' ? memorySetup318(setupInput, ops, machine) : memorySetup38(setupInput, ops, machine);
+    setup = profile.treeVariant === '3.18' ? memorySetup318(setupInput, tree, machine) : memorySetup38(setupInput, tree, machine);
     history.push(...setup.history);
     // xen_pagetable_init
     if (profile.mirror === 'early') {
@@ -133,22 +122,8 @@ export function emulate(input: EmulateInput): EmulatedGuest {
     lin.buildDynamic(input.nrPages);
     mfnListVa = lin.xenList[0]!.va;
     history.push({ value: lin.xenMaxP2mPfn, by: 'xen_build_dynamic_phys_to_machine (ALIGN(nr_pages, 512))' });
-    const ops = {
-      get: (pfn: number) => lin.get(pfn),
-      earlySet: (pfn: number, v: number | 'invalid') => lin.set(pfn, v),
-      setRangeIdentity: (s: number, e: number) => lin.setRangeIdentity(s, e),
-      get xenMaxP2mPfn() {
-        return lin.xenMaxP2mPfn;
-      },
-      set xenMaxP2mPfn(v: number) {
-        lin.xenMaxP2mPfn = v;
-      },
-      get xenP2mSize() {
-        return lin.xenP2mSize;
-      },
-    };
     const pagesLimit = role === 'domU' && config['CONFIG_XEN_512GB'] === 'y' ? PAGES_LIMIT_512GB : PAGES_LIMIT_4X; // xen_get_pages_limit
-    setup = memorySetup4x({ hostE820: input.hostE820, nrPages: input.nrPages, maxPages: input.maxPages, role, pagesLimit }, ops, machine);
+    setup = memorySetup4x({ hostE820: input.hostE820, nrPages: input.nrPages, maxPages: input.maxPages, role, pagesLimit }, lin, machine);
     history.push(...setup.history);
     // xen_pagetable_init: p2m setup (vmalloc), build, remap, shared info
     const size = lin.vmalloc(setup.extraRegions);

@@ -106,6 +106,11 @@ export class P2mLinear {
     return this.trySet(pfn, value);
   }
 
+  /** early_set_phys_to_machine is set_phys_to_machine in 3.19+ (P2mOps for memory setup) */
+  earlySet(pfn: number, value: number | 'invalid'): boolean {
+    return this.set(pfn, value);
+  }
+
   /** xen_alloc_p2m_entry */
   private allocEntry(pfn: number): void {
     const pmdIdx = Math.floor(pfn / PFNS_PER_PMD);
