@@ -3,7 +3,8 @@
 //
 //  p2ms    emulated linear-profile (linux-4.x) dom0 guests of --sizes GiB (default 64, 256, 1024) written
 //          as .p2ms snapshots: `cat FILE > /dev/null` (the baseline) against `p2m-audit audit FILE --json
-//          --jobs 1|2` (wall time, peak RSS), the in-process classifier (auditImage, jobs 0), scaling;
+//          --jobs 1|2` (wall time, peak RSS), the engine (auditImage on a warm pool of 1 and 2 threads in
+//          this process), the in-process classifier (auditImage, jobs 0), scaling;
 //  stream  emulated `xl save` files (writeSaveStream, wrapper 'xl') of --stream-sizes GiB guests (default
 //          16 and 256, 256 replaced by 64 when its stream does not fit on the temp dir's filesystem): the
 //          stream parser alone (openStream + close in a child), `audit FILE --system-map FILE.map` against
@@ -27,7 +28,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import zlib from 'node:zlib';
 import { auditImage } from '../src/audit/audit-image.js';
-import { auditInProcess } from '../src/audit/run-audit.js';
+import { auditInProcess, createAuditPool } from '../src/audit/run-audit.js';
 import { GuestLeaf } from '../src/audit/leaf-map.js';
 import { openImage } from '../src/image/open-image.js';
 import { writeSaveStream } from '../src/image/stream-writer.js';
@@ -459,6 +460,12 @@ interface SizeResult {
   pageLeaves?: number;
   cat?: { samplesS: number[]; medianS: number };
   audit?: Record<string, { samplesS: number[]; medianS: number; rssKiB: (number | null)[]; peakRssKiB: number | null }>;
+  /**
+   * The audit engine inside a running process with a warm worker pool of N threads (createAuditPool, one
+   * untimed run first): openImage + auditImage(img, {jobs: N, pool}) + close — what each file costs a
+   * long-lived caller such as `scan`, without node's start-up and the workers' boot.
+   */
+  engine?: Record<string, { samplesS: number[]; medianS: number }>;
   inProcess?: {
     /** auditImage(img, {jobs: 0}): toolstack walk + guest view + per-leaf loop + report */
     samplesS: number[];
@@ -488,6 +495,56 @@ function checkAudit(r: ChildResult, what: string): Record<string, unknown> {
 
 function checkCat(r: ChildResult, what: string): void {
   if (r.code !== 0) throw new Error(`${what}: exit status ${r.code ?? r.signal}\n${r.stderr.trim()}`);
+}
+
+/** The verdict and per-class page counts of a report: what must not change between ways of running the audit. */
+function classesOf(report: { verdict: string; classes: Record<string, { pages: number }> }): string {
+  return JSON.stringify([report.verdict, Object.fromEntries(Object.entries(report.classes).map(([k, v]) => [k, v.pages]))]);
+}
+
+/**
+ * openImage + auditImage(img, {jobs: N, pool}) + close on a pool of N threads started (and warmed by one
+ * untimed run) beforehand; `reps` timed runs per N, each after a `cat` (appended to catSamples) so the
+ * engine and cat see the same page cache and load. Every run must classify the pages as the child did.
+ */
+async function benchEngine(
+  file: string,
+  reps: number,
+  childReport: string,
+  runner: Runner,
+  catSamples: number[],
+): Promise<NonNullable<SizeResult['engine']>> {
+  const want = classesOf(JSON.parse(childReport) as { verdict: string; classes: Record<string, { pages: number }> });
+  const out: NonNullable<SizeResult['engine']> = {};
+  const pools = new Map(JOBS.map((j) => [j, createAuditPool(j)] as const));
+  try {
+    const once = async (j: number): Promise<number> => {
+      const t0 = performance.now();
+      const img = openImage(file);
+      try {
+        const r = await auditImage(img, { jobs: j, pool: pools.get(j as (typeof JOBS)[number]) });
+        const got = classesOf({ verdict: r.report.verdict, classes: r.report.classes });
+        if (got !== want) throw new Error(`the engine with ${j} thread(s) classified the pages differently from the audit child`);
+      } finally {
+        img.close();
+      }
+      return (performance.now() - t0) / 1000;
+    };
+    for (const j of JOBS) {
+      await once(j); // warm-up: JIT and the pool's threads
+      out[`j${j}`] = { samplesS: [], medianS: NaN };
+    }
+    for (let rep = 0; rep < reps; rep++) {
+      const c = await runner.run('cat', [file], { stdoutFile: '/dev/null', measureRss: false });
+      checkCat(c, 'cat');
+      catSamples.push(c.wallS);
+      for (const j of JOBS) out[`j${j}`]!.samplesS.push(await once(j));
+    }
+    for (const e of Object.values(out)) e.medianS = median(e.samplesS);
+    return out;
+  } finally {
+    for (const p of pools.values()) await p.destroy();
+  }
 }
 
 async function benchSize(sizeGiB: number, opts: Options, runner: Runner, tmp: string): Promise<SizeResult> {
@@ -550,6 +607,12 @@ async function benchSize(sizeGiB: number, opts: Options, runner: Runner, tmp: st
       a.peakRssKiB = known.length ? Math.max(...known) : null;
     }
     res.audit = audit;
+
+    // 4. the engine in this process, warm pools of 1 and 2 threads, interleaved with cat like the children
+    stage = 'engine audit';
+    log(`${sizeGiB} GiB: engine (auditImage with a warm pool of 1 and 2 threads)`);
+    res.engine = await benchEngine(file, opts.reps, reference, runner, res.cat.samplesS);
+    res.cat.medianS = median(res.cat.samplesS); // cat's samples from both rounds
 
     // 5. in-process classification (auditImage, jobs 0)
     stage = 'in-process audit';
@@ -1207,6 +1270,8 @@ interface Scaling {
   auditJ2: number;
   emulate: number;
   inProcess: number;
+  engineJ1: number;
+  engineJ2: number;
 }
 
 function scalingOf(a: SizeResult, b: SizeResult): Scaling {
@@ -1220,7 +1285,21 @@ function scalingOf(a: SizeResult, b: SizeResult): Scaling {
     auditJ2: b.audit!['j2']!.medianS / a.audit!['j2']!.medianS,
     emulate: b.emulateS! / a.emulateS!,
     inProcess: b.inProcess!.medianS / a.inProcess!.medianS,
+    engineJ1: b.engine!['j1']!.medianS / a.engine!['j1']!.medianS,
+    engineJ2: b.engine!['j2']!.medianS / a.engine!['j2']!.medianS,
   };
+}
+
+/** Cells: cat s, j1 s, j2 s, j1/cat, j2/cat (ratios with `ratio`), j2 speed-up; '-' where a figure is missing. */
+function againstCat(cat: { medianS: number } | undefined, j1: { medianS: number } | undefined, j2: { medianS: number } | undefined, ratio: (v: number) => string): string[] {
+  return [
+    f3(cat?.medianS),
+    f3(j1?.medianS),
+    f3(j2?.medianS),
+    cat && j1 ? ratio(j1.medianS / cat.medianS) : '-',
+    cat && j2 ? ratio(j2.medianS / cat.medianS) : '-',
+    j1 && j2 ? f2(j1.medianS / j2.medianS) : '-',
+  ];
 }
 
 function reportP2ms(results: SizeResult[]): { text: string; goals: Goal[]; scaling: Scaling[]; overall: Scaling | null } {
@@ -1247,17 +1326,17 @@ function reportP2ms(results: SizeResult[]): { text: string; goals: Goal[]; scali
       const j1 = r.audit?.['j1'];
       const j2 = r.audit?.['j2'];
       const rss = [j1?.peakRssKiB, j2?.peakRssKiB].filter((v): v is number => typeof v === 'number');
-      return [
-        String(r.sizeGiB),
-        f1(r.fileBytes !== undefined ? r.fileBytes / MiB : undefined),
-        f3(r.cat?.medianS),
-        f3(j1?.medianS),
-        f3(j2?.medianS),
-        r.cat && j1 ? f1(j1.medianS / r.cat.medianS) : '-',
-        r.cat && j2 ? f1(j2.medianS / r.cat.medianS) : '-',
-        j1 && j2 ? f2(j1.medianS / j2.medianS) : '-',
-        rss.length ? mib(Math.max(...rss)) : '-',
-      ];
+      return [String(r.sizeGiB), f1(r.fileBytes !== undefined ? r.fileBytes / MiB : undefined), ...againstCat(r.cat, j1, j2, f1), rss.length ? mib(Math.max(...rss)) : '-'];
+    }),
+  );
+  s += '\nEngine (in this process, warm worker pool of N threads: openImage + auditImage + close; no node start-up, no worker boot)\n';
+  s += table(
+    ['guest GiB', 'cat s', 'engine j1 s', 'engine j2 s', 'engine/cat j1', 'engine/cat j2', 'j2 speed-up', 'child j2 − engine j2 s'],
+    results.map((r) => {
+      const j1 = r.engine?.['j1'];
+      const j2 = r.engine?.['j2'];
+      const child = r.audit?.['j2'];
+      return [String(r.sizeGiB), ...againstCat(r.cat, j1, j2, f2), child && j2 ? f3(child.medianS - j2.medianS) : '-'];
     }),
   );
   s += '\nIn-process path (main thread, GuestImage.readFrame): auditImage(img, {jobs: 0}) = walks + guest view + per-leaf loop + report;\n';
@@ -1288,29 +1367,41 @@ function reportP2ms(results: SizeResult[]): { text: string; goals: Goal[]; scali
     if (overall && ok.length > 2) rows.push(overall);
     s += '\nScaling: time(larger)/time(smaller), expected ≈ guest-size ratio for linear cost\n';
     s += table(
-      ['sizes GiB', 'guest ratio', 'file ratio', 'audit j1', 'audit j2', 'cat', 'in-process', 'emulate'],
-      rows.map((x) => [`${x.to}/${x.from}`, f2(x.guestRatio), f2(x.fileRatio), f2(x.auditJ1), f2(x.auditJ2), f2(x.cat), f2(x.inProcess), f2(x.emulate)]),
+      ['sizes GiB', 'guest ratio', 'file ratio', 'audit j1', 'audit j2', 'engine j1', 'engine j2', 'cat', 'in-process', 'emulate'],
+      rows.map((x) => [`${x.to}/${x.from}`, f2(x.guestRatio), f2(x.fileRatio), f2(x.auditJ1), f2(x.auditJ2), f2(x.engineJ1), f2(x.engineJ2), f2(x.cat), f2(x.inProcess), f2(x.emulate)]),
     );
     const lines: string[] = [];
     for (const [label, get] of [
       ['audit j1', (r: SizeResult) => r.audit!['j1']!.medianS],
       ['audit j2', (r: SizeResult) => r.audit!['j2']!.medianS],
+      ['engine j1', (r: SizeResult) => r.engine!['j1']!.medianS],
+      ['engine j2', (r: SizeResult) => r.engine!['j2']!.medianS],
       ['cat', (r: SizeResult) => r.cat!.medianS],
     ] as const) {
       const lf = fit(ok.map((r) => ({ x: r.sizeGiB, y: get(r) })));
-      if (lf) lines.push(`  ${label.padEnd(8)} ≈ ${f3(lf.fixed)} s fixed + ${f3(lf.perUnit * 1000)} ms per guest GiB`);
+      if (lf) lines.push(`  ${label.padEnd(9)} ≈ ${f3(lf.fixed)} s fixed + ${f3(lf.perUnit * 1000)} ms per guest GiB`);
     }
     if (lines.length) s += `Affine fit time = fixed + per-GiB · size (${ok.map((r) => r.sizeGiB).join(', ')} GiB):\n${lines.join('\n')}\n`;
   }
 
   const goals: Goal[] = [];
-  for (const r of ok) {
-    const ratio = r.audit!['j2']!.medianS / r.cat!.medianS;
-    goals.push({ section: 'p2ms', goal: `audit/cat (j2) ≤ ${GOAL_AUDIT_OVER_CAT}`, subject: `${r.sizeGiB} GiB`, value: f2(ratio), pass: ratio <= GOAL_AUDIT_OVER_CAT });
+  // each goal twice: the CLI child (what one `p2m-audit audit FILE` costs, node start-up included) and
+  // the engine (what a file costs inside a running process such as scan)
+  const ways = [
+    ['child', (r: SizeResult, j: string) => r.audit![j]!.medianS],
+    ['engine', (r: SizeResult, j: string) => r.engine![j]!.medianS],
+  ] as const;
+  for (const [way, t] of ways) {
+    for (const r of ok) {
+      const ratio = t(r, 'j2') / r.cat!.medianS;
+      goals.push({ section: 'p2ms', goal: `audit/cat (j2, ${way}) ≤ ${GOAL_AUDIT_OVER_CAT}`, subject: `${r.sizeGiB} GiB`, value: f2(ratio), pass: ratio <= GOAL_AUDIT_OVER_CAT });
+    }
   }
-  for (const r of ok) {
-    const sp = r.audit!['j1']!.medianS / r.audit!['j2']!.medianS;
-    goals.push({ section: 'p2ms', goal: `2 workers ≥ ${GOAL_SPEEDUP_J2}× one`, subject: `${r.sizeGiB} GiB`, value: `${f2(sp)}×`, pass: sp >= GOAL_SPEEDUP_J2 });
+  for (const [way, t] of ways) {
+    for (const r of ok) {
+      const sp = t(r, 'j1') / t(r, 'j2');
+      goals.push({ section: 'p2ms', goal: `2 workers ≥ ${GOAL_SPEEDUP_J2}× one (${way})`, subject: `${r.sizeGiB} GiB`, value: `${f2(sp)}×`, pass: sp >= GOAL_SPEEDUP_J2 });
+    }
   }
   for (const r of ok) {
     const rss = [r.audit!['j1']!.peakRssKiB, r.audit!['j2']!.peakRssKiB].filter((v): v is number => v !== null);
@@ -1329,8 +1420,10 @@ function reportP2ms(results: SizeResult[]): { text: string; goals: Goal[]; scali
     const lo = overall.guestRatio * (1 - GOAL_SCALING_TOLERANCE);
     const hi = overall.guestRatio * (1 + GOAL_SCALING_TOLERANCE);
     for (const [j, v] of [
-      ['j1', overall.auditJ1],
-      ['j2', overall.auditJ2],
+      ['j1, child', overall.auditJ1],
+      ['j2, child', overall.auditJ2],
+      ['j1, engine', overall.engineJ1],
+      ['j2, engine', overall.engineJ2],
     ] as const) {
       goals.push({
         section: 'p2ms',

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuestLeaf, type ClassRange, type GuestView, type PfnClassName, type ToolstackView } from '../src/audit/leaf-map.js';
 import { auditInProcess, runAudit } from '../src/audit/run-audit.js';
 import { planShards } from '../src/audit/shard-plan.js';
+import { guestView, toolView } from './helpers/views.js';
 import type { GuestImage } from '../src/image/guest-image.js';
 import { FOREIGN_FRAME_HI, IDENTITY_FRAME_HI, INVALID_P2M_ENTRY_WORD, P2M_PER_PAGE, PAGE_SIZE } from '../src/xen/abi.js';
 
@@ -197,28 +198,8 @@ function build(dir: string): Built {
 
   const file = path.join(dir, 'pool.img');
   fs.writeFileSync(file, Buffer.concat(pages));
-  const tool: ToolstackView = {
-    method: 'tree',
-    archMaxPfn: BigInt(T_BOUND),
-    maxPfn: T_BOUND - 1,
-    leafFrames: tFrames,
-    failure: null,
-    untrimmedMaxPfn: null,
-    structureFrames: new Set(),
-    notes: [],
-  };
-  const guest: GuestView = {
-    layout: 'tree',
-    limitPfn: LEAVES * P2M_PER_PAGE,
-    beyond: 'missing',
-    kinds,
-    leafFrames,
-    missingFrame: MISSING_FRAME,
-    identityFrame: IDENTITY_FRAME,
-    vars: {},
-    structureFrames: new Set(),
-    notes: [],
-  };
+  const tool = toolView('tree', T_BOUND, tFrames);
+  const guest = guestView('tree', 'missing', kinds, leafFrames, MISSING_FRAME, IDENTITY_FRAME);
   return { file, img: fakeImage(file, offsets), tool, guest };
 }
 
@@ -249,19 +230,20 @@ describe('audit pool', () => {
     const four = await runAudit(b.img, b.tool, b.guest, { jobs: 4, onProgress: (d, t) => progress.push([d, t]) });
     const inProc = auditInProcess(b.img, b.tool, b.guest);
     expect(one.threads).toBe(1);
-    expect(one.shards).toBe(4); // 300 leaves, 1 job: min(4, floor(300/64)) = 4 shards of 75
+    expect(one.shards).toBe(4); // 290 active leaves, 1 job: min(4, floor(290/64)) = 4 shards
     expect(four.threads).toBe(4);
     expect(four.shards).toBe(4); // 4 jobs: min(16, 4) = 4 shards
     expect(asTuples(one.ranges)).toEqual(WANT);
     expect(four.ranges).toEqual(one.ranges);
     expect(four.ranges).toEqual(inProc.ranges);
-    // cumulative leaves after each of the four 75-leaf shards, whatever order they finish in
-    expect(progress).toEqual([
-      [75, 300],
-      [150, 300],
-      [225, 300],
-      [300, 300],
-    ]);
+    // leaves 290-299 (guest MISSING, past the toolstack's 281 leaves) are the uniform tail, one range added
+    // by the main thread: the shards cover leaves 0-289 (planShards(290, 4): four shards of 72/73 leaves).
+    // Progress is cumulative in completion order: its steps are the shard sizes, in any order.
+    expect(one.leaves).toBe(300);
+    expect(progress.map(([, total]) => total)).toEqual([290, 290, 290, 290]);
+    const steps = progress.map(([done], i) => done - (i > 0 ? progress[i - 1]![0] : 0));
+    expect(steps.sort((x, y) => x - y)).toEqual(planShards(290, 4).map((s) => s.endLeaf - s.firstLeaf).sort((x, y) => x - y));
+    expect(progress[3]![0]).toBe(290);
   });
 
   it('a toolstack walk that failed: every guest RAM page uncovered, same in the pool and in process', async () => {

@@ -257,6 +257,47 @@ describe('walkRange', () => {
     expect(walked(reusing, CR3, 0x3fe000n, 520).frames).toEqual(perPage(img, CR3, 0x3fe000n, 520));
   });
 
+  // L2 0x302: [0], [1], [2] and [4] → the shared PTE page 0x303 (like Linux's p2m_identity_pte),
+  // [3] → its own PTE page 0x304; 0x303 maps entries 0..9 to 0x7000+idx and leaves 10 empty.
+  function sharedPteImage(): MemoryImage {
+    const img = new MemoryImage();
+    setRaw(img, 0x300, 0, low(0x301, TABLE));
+    setRaw(img, 0x301, 0, low(0x302, TABLE));
+    for (const e of [0, 1, 2, 4]) setRaw(img, 0x302, e, low(0x303, TABLE));
+    setRaw(img, 0x302, 3, low(0x304, TABLE));
+    for (let idx = 0; idx < 10; idx++) setRaw(img, 0x303, idx, low(0x7000 + idx, P | RW));
+    setRaw(img, 0x304, 0, low(0x8000, P | RW));
+    return img;
+  }
+
+  it.each([
+    // va, count, repeats expected (by hand: runs through 0x303 right after a run through 0x303 at the same entries)
+    [0n, 512 * 5, 2, 'L2 0..4: 0x303 three times (two repeats), 0x304, 0x303 again (after 0x304: visited)'],
+    [0x5000n, 512 * 2 - 5, 0, 'from entry 5 of L2 0 (entries 5..511), then L2 1 (entries 0..511): not inside the first run → visited'],
+    [0x200000n, 512 * 2 + 7, 1, 'L2 1 (visited), L2 2 (repeat), entries 0..6 of L2 3 (its own PTE page 0x304: visited)'],
+    [0x1ff000n, 3, 0, 'the last entry of L2 0, then entries 0..1 of L2 1: not inside [511, 512) → visited'],
+  ])('with repeat: %s + %s pages expand to per-page translate (%s repeats)', (va, count, wantRepeats) => {
+    const img = sharedPteImage();
+    const frames: number[] = new Array(count).fill(NaN);
+    let repeats = 0;
+    walkRange(
+      img,
+      0x300,
+      va,
+      count,
+      (i, f) => {
+        frames[i] = f;
+      },
+      (i, n, from) => {
+        repeats++;
+        expect(from + n).toBeLessThanOrEqual(i);
+        for (let k = 0; k < n; k++) frames[i + k] = frames[from + k]!;
+      },
+    );
+    expect(frames).toEqual(perPage(img, 0x300, va, count));
+    expect(repeats).toBe(wantRepeats);
+  });
+
   it.each([
     [0x1001n, 1, 'unaligned VA'],
     [-4096n, 1, 'negative VA'],

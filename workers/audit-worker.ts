@@ -3,10 +3,13 @@
 // locations as file offsets (no page data crosses the thread boundary), opens the file read-only,
 // reads the leaf pages itself with positional reads — runs of consecutive offsets in one larger read —
 // runs the shared classifier (src/audit/compare-leaf.ts classifyShard) and returns the run-length
-// ranges as transferred Float64Array triples [start, end, cls].
+// ranges as transferred Float64Array triples [start, end, cls]. Each batch is read into a buffer inside
+// the WebAssembly leaf kernel's memory (src/audit/leaf-scan.ts) and its pages' flags are computed right
+// after the read, in one call, so classifyLeaf's fast path is a bit test (JS fallback: no flags).
 import fs from 'node:fs';
 import { move } from 'piscina';
-import { classifyShard, RangeSink, type LeafPageSource } from '../src/audit/compare-leaf.js';
+import { classifyShard, PAGE_FLAGS_UNKNOWN, RangeSink, type LeafPageSource } from '../src/audit/compare-leaf.js';
+import { LeafScanBatch } from '../src/audit/leaf-scan.js';
 import { PAGE_SIZE } from '../src/xen/abi.js';
 
 /** One shard, as run-audit.ts posts it. Offsets are file offsets of 4 KiB frames. */
@@ -42,10 +45,13 @@ function readFully(fd: number, buf: Buffer, length: number, position: number): n
   return done;
 }
 
-/** One side's reader: a reusable batch buffer, pre-cut into page views (no allocation per leaf). */
+/** One side's reader: a reusable batch buffer (in wasm memory), pre-cut into page views (no allocation per leaf). */
 class BatchedPageReader {
-  private readonly buf = Buffer.alloc(READ_BATCH_PAGES * PAGE_SIZE);
+  private readonly batch = new LeafScanBatch(READ_BATCH_PAGES);
+  private readonly buf = this.batch.buf;
   private readonly views: Buffer[] = [];
+  /** flags of the page the last `page` call returned */
+  private lastFlags = PAGE_FLAGS_UNKNOWN;
   private fd = -1;
   private locs: Float64Array = new Float64Array(0);
   private batchFirst = 0;
@@ -65,11 +71,21 @@ class BatchedPageReader {
     this.batchDesc = false;
   }
 
+  /** PAGE_FLAG_* bits of the page the last `page` call returned (PAGE_FLAGS_UNKNOWN on the JS path). */
+  flags(): number {
+    return this.lastFlags;
+  }
+
+  /** Page `rel` of the batch in leaf order (descending batches sit reversed in the buffer). */
+  private pick(rel: number): Buffer {
+    const p = this.batchDesc ? this.batchPages - 1 - rel : rel;
+    this.lastFlags = this.batch.flags(p);
+    return this.views[p]!;
+  }
+
   page(i: number, loc: number): Buffer | null {
     const rel = i - this.batchFirst;
-    if (rel >= 0 && rel < this.batchPages && this.locs[i] === loc) {
-      return this.views[this.batchDesc ? this.batchPages - 1 - rel : rel]!;
-    }
+    if (rel >= 0 && rel < this.batchPages && this.locs[i] === loc) return this.pick(rel);
     // new batch: leaf i plus the following leaves whose pages are its file neighbours, in either direction
     const step = i + 1 < this.locs.length && this.locs[i + 1] === loc - PAGE_SIZE ? -PAGE_SIZE : PAGE_SIZE;
     let run = 1;
@@ -84,7 +100,8 @@ class BatchedPageReader {
       this.batchPages = step > 0 ? Math.floor(bytes / PAGE_SIZE) : 0;
       if (step < 0) return null;
     } else this.batchPages = run;
-    return this.batchPages > 0 ? this.views[this.batchDesc ? this.batchPages - 1 : 0]! : null;
+    this.batch.scan(this.batchPages);
+    return this.batchPages > 0 ? this.pick(0) : null;
   }
 }
 
@@ -94,6 +111,8 @@ const toolReader = new BatchedPageReader();
 const source: LeafPageSource = {
   guestPage: (i, loc) => guestReader.page(i, loc),
   toolPage: (i, loc) => toolReader.page(i, loc),
+  guestFlags: () => guestReader.flags(),
+  toolFlags: () => toolReader.flags(),
 };
 
 export default async function auditShard(task: AuditTask): Promise<Float64Array> {

@@ -11,6 +11,8 @@ export interface AuditImageOptions {
   jobs: number;
   method?: ToolstackMethod;
   onProgress?: (doneLeaves: number, totalLeaves: number) => void;
+  /** a pool started earlier with `jobs` threads (createAuditPool), reused across images; the caller destroys it */
+  pool?: ReturnType<typeof createAuditPool>;
 }
 
 export interface AuditOutcome {
@@ -22,6 +24,7 @@ export interface AuditOutcome {
 
 export async function auditImage(img: GuestImage, opts: AuditImageOptions): Promise<AuditOutcome> {
   // start the workers first: they load while the main thread walks both views
+  if (opts.pool) return auditWithPool(img, opts, opts.pool);
   const pool = opts.jobs > 0 && img.path ? createAuditPool(opts.jobs) : undefined;
   try {
     return await auditWithPool(img, opts, pool);

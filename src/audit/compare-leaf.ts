@@ -12,7 +12,10 @@
 // Cost model: a memcmp (Buffer.compare) per leaf first; entries are decoded only where the pages
 // differ or carry markers, through a Uint32Array view of the page (about ten times faster than
 // Buffer.readUInt32LE). No allocation per entry: one view per page, ranges appended to a growable
-// Float64Array.
+// Float64Array. A page source may hand over per-page flags computed in advance (PAGE_FLAG_*: the audit
+// worker computes them for a whole read batch in WebAssembly SIMD, src/audit/leaf-scan.ts); with them the
+// fast path's "every high word 0" and "all INVALID" tests are a bit test instead of a scan of the page.
+// Without them (auditInProcess, the JS fallback) the page is scanned here; the ranges are the same.
 import os from 'node:os';
 import {
   FOREIGN_FRAME_HI,
@@ -47,6 +50,14 @@ const INITIAL_SINK_RANGES = 64;
 
 /** A leaf page whose 512 entries are all INVALID_P2M_ENTRY (p2m_missing / p2m_identity contents). */
 export const ALL_INVALID_PAGE: Buffer = Buffer.alloc(PAGE_SIZE, 0xff);
+
+// Per-page flags a page source may compute in advance (mirrored in src/wasm/leaf-scan.ts).
+/** Every entry's high word is 0: plain RAM with mfn < 2^32, no markers, no INVALID (allHiWordsZero). */
+export const PAGE_FLAG_HI_WORDS_ZERO = 1;
+/** Every entry is INVALID_P2M_ENTRY: the page equals ALL_INVALID_PAGE. */
+export const PAGE_FLAG_ALL_INVALID = 2;
+/** Flags not computed: the classifier inspects the page itself. */
+export const PAGE_FLAGS_UNKNOWN = -1;
 
 /**
  * Run-length class ranges [start, end) in ascending pfn order, stored flat as Float64Array triples.
@@ -181,6 +192,8 @@ export function triplesToRanges(triples: Float64Array, count = Math.floor(triple
 export interface GuestLeafInput {
   kind: GuestLeafKind;
   page: Buffer | null;
+  /** PAGE_FLAG_* bits of `page`; PAGE_FLAGS_UNKNOWN or absent = not computed */
+  flags?: number;
 }
 
 /** The toolstack side of one leaf: `code` ≥ 0 = a location (page given), or a ToolLeaf.* code. */
@@ -189,6 +202,8 @@ export interface ToolLeafInput {
   page: Buffer | null;
   /** both views name the same frame: the pages are equal without a memcmp */
   samePage: boolean;
+  /** PAGE_FLAG_* bits of `page`; PAGE_FLAGS_UNKNOWN or absent = not computed */
+  flags?: number;
 }
 
 /** Aligned scratch pages for the rare page that cannot be viewed in place (misaligned, big-endian host). */
@@ -213,6 +228,12 @@ function allHiWordsZero(w: Uint32Array): boolean {
   return true;
 }
 
+/** Whether every entry of `page` is INVALID_P2M_ENTRY: from its flags when known, else a memcmp. */
+function allInvalid(page: Buffer, flags: number | undefined): boolean {
+  if (flags === undefined || flags === PAGE_FLAGS_UNKNOWN) return Buffer.compare(page, ALL_INVALID_PAGE) === 0;
+  return (flags & PAGE_FLAG_ALL_INVALID) !== 0;
+}
+
 /**
  * Classify the 512 pfns of the leaf starting at `firstPfn` and append the ranges to `out`.
  * `tBoundPfn` is the toolstack bound (a count: pfns < tBoundPfn are covered by its walk).
@@ -224,6 +245,7 @@ function allHiWordsZero(w: Uint32Array): boolean {
  *    not covered (pfn ≥ bound, BEYOND, SHARED_MISSING) or t invalid → identity / missing, t an mfn → stale;
  *  - g RAM(m): not covered → uncovered; t invalid → lost; t ≠ m → mismatch; else ram;
  *  - a covered pfn whose t is needed but the tool page is absent (ABSENT, or no page) → unreadable.
+ * `g.flags` / `t.flags`, when given, must be the pages' PAGE_FLAG_* bits; they only spare the scans.
  */
 export function classifyLeaf(
   firstPfn: number,
@@ -245,7 +267,7 @@ export function classifyLeaf(
 
   if (g.kind !== GuestLeaf.PAGE) {
     const benign: PfnClassCode = g.kind === GuestLeaf.IDENTITY ? PfnClass.IDENTITY : PfnClass.MISSING;
-    if (coveredEnd === firstPfn || (tPage !== null && Buffer.compare(tPage, ALL_INVALID_PAGE) === 0)) {
+    if (coveredEnd === firstPfn || (tPage !== null && allInvalid(tPage, t.flags))) {
       out.add(firstPfn, end, benign);
       return;
     }
@@ -272,16 +294,22 @@ export function classifyLeaf(
   }
 
   const gp = g.page!;
-  const gw = wordsOf(gp, gScratch, gScratchWords);
+  const gFlags = g.flags ?? PAGE_FLAGS_UNKNOWN;
+  let gw: Uint32Array | null = null;
   // Fast paths: a leaf of plain RAM entries (every high word 0) equal on both sides, or not covered at all.
-  if (coveredEnd === firstPfn || (tPage !== null && (t.samePage || Buffer.compare(gp, tPage) === 0))) {
-    if (allHiWordsZero(gw)) {
+  // Known flags are tested first (a bit test spares the memcmp); unknown ones after it (a scan).
+  if (
+    (gFlags === PAGE_FLAGS_UNKNOWN || (gFlags & PAGE_FLAG_HI_WORDS_ZERO) !== 0) &&
+    (coveredEnd === firstPfn || (tPage !== null && (t.samePage || Buffer.compare(gp, tPage) === 0)))
+  ) {
+    if (gFlags !== PAGE_FLAGS_UNKNOWN || allHiWordsZero((gw = wordsOf(gp, gScratch, gScratchWords)))) {
       out.add(firstPfn, coveredEnd, PfnClass.RAM);
       out.add(coveredEnd, end, PfnClass.UNCOVERED);
       return;
     }
   }
 
+  gw ??= wordsOf(gp, gScratch, gScratchWords);
   const tw = tPage !== null ? (t.samePage ? gw : wordsOf(tPage, tScratch, tScratchWords)) : gw;
   let runStart = firstPfn;
   let runCls: number = -1;
@@ -341,16 +369,21 @@ export interface ShardLeaves {
 export interface LeafPageSource {
   guestPage(leafIndex: number, loc: number): Buffer | null;
   toolPage(leafIndex: number, loc: number): Buffer | null;
+  /** PAGE_FLAG_* bits of the page the last guestPage / toolPage call returned, or PAGE_FLAGS_UNKNOWN;
+   * a source without them leaves the scans to classifyLeaf */
+  guestFlags?(): number;
+  toolFlags?(): number;
 }
 
 const UNKNOWN = -1;
 const NO = 0;
 const YES = 1;
 
-/** Run classifyLeaf over every leaf of a shard (shared by the worker and auditInProcess). */
+/** Run classifyLeaf over every leaf of a shard (shared by the worker and auditInProcess), passing on
+ * the source's page flags when it has them. */
 export function classifyShard(sh: ShardLeaves, src: LeafPageSource, out: RangeSink): void {
-  const g: GuestLeafInput = { kind: GuestLeaf.PAGE, page: null };
-  const t: ToolLeafInput = { code: ToolLeaf.BEYOND, page: null, samePage: false };
+  const g: GuestLeafInput = { kind: GuestLeaf.PAGE, page: null, flags: PAGE_FLAGS_UNKNOWN };
+  const t: ToolLeafInput = { code: ToolLeaf.BEYOND, page: null, samePage: false, flags: PAGE_FLAGS_UNKNOWN };
   // Whether the shared missing / identity page (as the toolstack reaches it) is all INVALID: read once.
   let missingAllInvalid = UNKNOWN;
   let identityAllInvalid = UNKNOWN;
@@ -362,15 +395,18 @@ export function classifyShard(sh: ShardLeaves, src: LeafPageSource, out: RangeSi
     const tLoc = sh.tLocs[i]!;
     g.kind = kind;
     g.page = null;
+    g.flags = PAGE_FLAGS_UNKNOWN;
     t.code = tLoc;
     t.page = null;
     t.samePage = false;
+    t.flags = PAGE_FLAGS_UNKNOWN;
     if (kind === GuestLeaf.PAGE) {
       g.page = gLoc >= 0 ? src.guestPage(i, gLoc) : null;
       if (g.page === null) {
         classifyLeaf(firstPfn, g, t, sh.tBoundPfn, out);
         continue;
       }
+      g.flags = src.guestFlags?.() ?? PAGE_FLAGS_UNKNOWN;
     }
     const needTool = tLoc >= 0 && firstPfn < sh.tBoundPfn;
     if (!needTool) {
@@ -378,21 +414,25 @@ export function classifyShard(sh: ShardLeaves, src: LeafPageSource, out: RangeSi
     } else if (kind === GuestLeaf.PAGE && gLoc === tLoc) {
       t.page = g.page;
       t.samePage = true;
+      t.flags = g.flags;
     } else if (kind !== GuestLeaf.PAGE && (tLoc === sh.missingLoc || tLoc === sh.identityLoc)) {
       const isMissing = tLoc === sh.missingLoc;
       const known = isMissing ? missingAllInvalid : identityAllInvalid;
       if (known === YES) {
         t.page = ALL_INVALID_PAGE;
+        t.flags = PAGE_FLAG_ALL_INVALID;
       } else {
         t.page = src.toolPage(i, tLoc);
+        if (t.page !== null) t.flags = src.toolFlags?.() ?? PAGE_FLAGS_UNKNOWN;
         if (known === UNKNOWN && t.page !== null) {
-          const v = Buffer.compare(t.page, ALL_INVALID_PAGE) === 0 ? YES : NO;
+          const v = allInvalid(t.page, t.flags) ? YES : NO;
           if (isMissing) missingAllInvalid = v;
           else identityAllInvalid = v;
         }
       }
     } else {
       t.page = src.toolPage(i, tLoc);
+      if (t.page !== null) t.flags = src.toolFlags?.() ?? PAGE_FLAGS_UNKNOWN;
     }
     classifyLeaf(firstPfn, g, t, sh.tBoundPfn, out);
   }

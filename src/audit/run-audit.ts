@@ -10,7 +10,7 @@ import { Piscina } from 'piscina';
 import type { GuestImage } from '../image/guest-image.js';
 import { P2M_PER_PAGE, PAGE_SIZE } from '../xen/abi.js';
 import { classifyShard, RangeSink, type LeafPageSource } from './compare-leaf.js';
-import { GuestLeaf, ToolLeaf, type ClassRange, type GuestView, type ToolstackView } from './leaf-map.js';
+import { GuestLeaf, PfnClass, ToolLeaf, type ClassRange, type GuestView, type PfnClassCode, type ToolstackView } from './leaf-map.js';
 import { planShards, type Shard } from './shard-plan.js';
 import type { AuditTask } from '../../workers/audit-worker.js';
 
@@ -52,9 +52,20 @@ export interface AuditOptions {
 /**
  * Per-leaf inputs of the whole audit, in the image's frame space. Guest frames are −1 where the leaf
  * has no private page; tool entries are a frame (≥ 0) or a ToolLeaf.* code.
+ *
+ * The per-leaf arrays stop at `activeLeaves`: past it lies the uniform tail — leaves the toolstack never
+ * reaches whose guest side is the shared p2m_identity (or p2m_missing) page, e.g. the rest of a linux-4.x
+ * guest's xen_p2m_size (512 GiB of pfn space) beyond its RAM. classifyLeaf gives every such leaf the same
+ * benign class for all 512 pfns, so the tail is one range (`tailClass`) and the audit's work follows the
+ * guest's size, not the size of its p2m area.
  */
 export interface LeafPlan {
+  /** all audited leaves: pfns [0, leaves · 512) */
   leaves: number;
+  /** leaves [0, activeLeaves) are classified one by one; [activeLeaves, leaves) are the uniform tail */
+  activeLeaves: number;
+  /** PfnClass of every pfn of the tail (meaningless when activeLeaves = leaves) */
+  tailClass: PfnClassCode;
   tBoundPfn: number;
   gKinds: Uint8Array;
   gFrames: Float64Array;
@@ -73,11 +84,18 @@ export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
   const tLeaves = walkOk ? tool.leafFrames.length : 0;
   const leaves = Math.max(gLeaves, tLeaves);
   const beyondKind = guest.beyond === 'identity' ? GuestLeaf.IDENTITY : GuestLeaf.MISSING;
-  const gKinds = new Uint8Array(leaves);
-  const gFrames = new Float64Array(leaves).fill(-1);
-  const tFrames = new Float64Array(leaves).fill(ToolLeaf.BEYOND);
-  for (let k = 0; k < leaves; k++) {
-    const kind = k < gLeaves ? guest.kinds[k]! : beyondKind;
+  const kindAt = (k: number): number => (k < gLeaves ? guest.kinds[k]! : beyondKind);
+  // the uniform tail: shared identity/missing leaves past the toolstack's last leaf, all of one kind
+  let active = leaves;
+  const tailKind = leaves > 0 ? kindAt(leaves - 1) : GuestLeaf.PAGE;
+  if (tailKind !== GuestLeaf.PAGE) {
+    while (active > tLeaves && kindAt(active - 1) === tailKind) active--;
+  }
+  const gKinds = new Uint8Array(active);
+  const gFrames = new Float64Array(active).fill(-1);
+  const tFrames = new Float64Array(active).fill(ToolLeaf.BEYOND);
+  for (let k = 0; k < active; k++) {
+    const kind = kindAt(k);
     gKinds[k] = kind;
     if (kind === GuestLeaf.PAGE) gFrames[k] = guest.leafFrames[k]!;
     if (k < tLeaves) {
@@ -89,6 +107,8 @@ export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
   }
   return {
     leaves,
+    activeLeaves: active,
+    tailClass: tailKind === GuestLeaf.IDENTITY ? PfnClass.IDENTITY : PfnClass.MISSING,
     tBoundPfn: walkOk ? tool.maxPfn + 1 : 0,
     gKinds,
     gFrames,
@@ -96,6 +116,11 @@ export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
     missingFrame: guest.missingFrame,
     identityFrame: guest.identityFrame,
   };
+}
+
+/** Close a sink that holds the ranges of leaves [0, activeLeaves): append the plan's uniform tail. */
+export function addTail(sink: RangeSink, plan: LeafPlan): void {
+  sink.add(plan.activeLeaves * P2M_PER_PAGE, plan.leaves * P2M_PER_PAGE, plan.tailClass);
 }
 
 function offsetOf(img: GuestImage, frame: number): number {
@@ -132,6 +157,11 @@ export function shardTask(img: GuestImage, plan: LeafPlan, shard: Shard): AuditT
   };
 }
 
+/** The task's arrays, handed to the worker without a copy (the main thread never reads them again). */
+export function auditTaskTransferList(t: AuditTask): ArrayBuffer[] {
+  return [t.gKinds.buffer as ArrayBuffer, t.gOffsets.buffer as ArrayBuffer, t.tOffsets.buffer as ArrayBuffer];
+}
+
 /** Compiled layout: dist/src/audit/run-audit.js → dist/workers/audit-worker.js; from TS source → <repo>/dist/…. */
 export function auditWorkerPath(): string {
   const here = import.meta.url;
@@ -152,25 +182,35 @@ export function createAuditPool(jobs: number): Piscina<AuditTask, Float64Array> 
   return new Piscina<AuditTask, Float64Array>({ filename: workerPath, minThreads: jobs, maxThreads: jobs });
 }
 
+function runShard(pool: Piscina<AuditTask, Float64Array>, task: AuditTask): Promise<Float64Array> {
+  return pool.run(task, { transferList: auditTaskTransferList(task) });
+}
+
 /** Audit through the worker pool (jobs ≥ 1 threads; jobs = 1 still uses one worker thread). */
 export async function runAudit(img: GuestImage, tool: ToolstackView, guest: GuestView, opts: AuditOptions): Promise<AuditRanges> {
   const jobs = opts.jobs;
   if (!Number.isInteger(jobs) || jobs < 1) throw new RangeError(`--jobs must be an integer ≥ 1, got ${jobs}`);
   if (!img.path) throw new Error('runAudit needs a file-backed image (path is empty); use auditInProcess');
   const plan = planLeaves(tool, guest);
-  const shards = planShards(plan.leaves, jobs);
+  const shards = planShards(plan.activeLeaves, jobs);
   const threads = Math.max(1, Math.min(jobs, shards.length));
   const result: AuditRanges = { ranges: [], endPfn: plan.leaves * P2M_PER_PAGE, leaves: plan.leaves, tBoundPfn: plan.tBoundPfn, shards: shards.length, threads };
-  if (shards.length === 0) return result;
+  if (shards.length === 0) {
+    const sink = new RangeSink();
+    addTail(sink, plan);
+    result.ranges = sink.toRanges();
+    result.stats = sinkStats(sink);
+    return result;
+  }
   const pool = opts.pool ?? createAuditPool(threads);
   let done = 0;
   try {
     // settle every shard before the pool is destroyed: a failed shard must not leave replies in flight
     const settled = await Promise.allSettled(
       shards.map((s) =>
-        pool.run(shardTask(img, plan, s)).then((triples) => {
+        runShard(pool, shardTask(img, plan, s)).then((triples) => {
           done += s.endLeaf - s.firstLeaf;
-          opts.onProgress?.(done, plan.leaves);
+          opts.onProgress?.(done, plan.activeLeaves);
           return triples;
         }),
       ),
@@ -187,6 +227,7 @@ export async function runAudit(img: GuestImage, tool: ToolstackView, guest: Gues
     }
     const sink = new RangeSink();
     for (const p of parts) sink.addPacked(p);
+    addTail(sink, plan);
     result.ranges = sink.toRanges();
     result.stats = sinkStats(sink);
     return result;
@@ -222,7 +263,7 @@ export function auditInProcess(
   opts: { onProgress?: (doneLeaves: number, totalLeaves: number) => void } = {},
 ): AuditRanges {
   const plan = planLeaves(tool, guest);
-  const shards = planShards(plan.leaves, 1);
+  const shards = planShards(plan.activeLeaves, 1);
   const src = new ImageFrameSource(img);
   const sink = new RangeSink();
   let done = 0;
@@ -241,7 +282,8 @@ export function auditInProcess(
       sink,
     );
     done += s.endLeaf - s.firstLeaf;
-    opts.onProgress?.(done, plan.leaves);
+    opts.onProgress?.(done, plan.activeLeaves);
   }
+  addTail(sink, plan);
   return { ranges: sink.toRanges(), stats: sinkStats(sink), endPfn: plan.leaves * P2M_PER_PAGE, leaves: plan.leaves, tBoundPfn: plan.tBoundPfn, shards: shards.length, threads: 0 };
 }

@@ -123,9 +123,7 @@ function markSharedSentinels(img: GuestImage, view: GuestView): void {
   for (let k = 0; k < view.kinds.length; k++) {
     if (view.kinds[k] === GuestLeaf.PAGE && view.leafFrames[k]! >= 0) frames[m++] = view.leafFrames[k]!;
   }
-  const sorted = frames.subarray(0, m).sort();
-  const uses = new Map<number, number>();
-  for (let i = 1; i < m; i++) if (sorted[i] === sorted[i - 1]) uses.set(sorted[i]!, (uses.get(sorted[i]!) ?? 1) + 1);
+  const uses = repeatedFrames(frames.subarray(0, m));
   for (const [frame, n] of uses) {
     const page = img.readFrame(frame);
     if (!page || !page.every((b) => b === 0xff)) {
@@ -138,6 +136,21 @@ function markSharedSentinels(img: GuestImage, view: GuestView): void {
     if (view.identityFrame < 0 || view.identityFrame === frame) view.identityFrame = frame;
     view.notes.push(`leaf frame ${hex(frame)} backs ${n} leaves and reads all INVALID: taken as the shared p2m_identity page (the p2m_identity symbol did not point at it)`);
   }
+}
+
+/** Frames below this fit a Uint32Array, whose native sort is about three times faster than a Float64Array's. */
+const U32_LIMIT = 2 ** 32;
+
+/** Frames that occur more than once, with their counts: a native sort of a copy, then neighbours compared. */
+export function repeatedFrames(frames: Float64Array): Map<number, number> {
+  const uses = new Map<number, number>();
+  const m = frames.length;
+  if (m < 2) return uses;
+  let hi = 0;
+  for (let i = 0; i < m; i++) if (frames[i]! > hi) hi = frames[i]!;
+  const sorted = hi < U32_LIMIT ? new Uint32Array(frames).sort() : frames.slice().sort();
+  for (let i = 1; i < m; i++) if (sorted[i] === sorted[i - 1]) uses.set(sorted[i]!, (uses.get(sorted[i]!) ?? 1) + 1);
+  return uses;
 }
 
 function readLinear(s: SymbolReader, vars: KernelVars): GuestView {
@@ -155,12 +168,23 @@ function readLinear(s: SymbolReader, vars: KernelVars): GuestView {
   const leafFrames = new Float64Array(nLeaves).fill(-1);
   const notes: string[] = [`linear p2m list at ${hex(p2mAddr)}, ${hex(size)} entries (xen_p2m_size)`];
   if (p2mAddr % BigInt(PAGE_SIZE) !== 0n) throw new InputError(`${s.where()}: xen_p2m_addr ${hex(p2mAddr)} is not page aligned`);
-  walkRange(s.reader, s.cr3Frame, p2mAddr, nLeaves, (i, frame) => {
-    leafFrames[i] = frame;
-    if (frame >= 0 && frame === missingFrame) kinds[i] = GuestLeaf.MISSING;
-    else if (frame >= 0 && frame === identityFrame) kinds[i] = GuestLeaf.IDENTITY;
-    else kinds[i] = GuestLeaf.PAGE;
-  });
+  walkRange(
+    s.reader,
+    s.cr3Frame,
+    p2mAddr,
+    nLeaves,
+    (i, frame) => {
+      leafFrames[i] = frame;
+      if (frame >= 0 && frame === missingFrame) kinds[i] = GuestLeaf.MISSING;
+      else if (frame >= 0 && frame === identityFrame) kinds[i] = GuestLeaf.IDENTITY;
+      else kinds[i] = GuestLeaf.PAGE;
+    },
+    // a GiB mapped through the same shared PTE page as the one before: same leaves
+    (i, n, from) => {
+      leafFrames.copyWithin(i, from, from + n);
+      kinds.copyWithin(i, from, from + n);
+    },
+  );
   return {
     layout: 'list',
     limitPfn,

@@ -34,6 +34,7 @@
 // Reading validates the header against the file size before allocating anything a length field names.
 import * as fs from 'node:fs';
 import { findSorted, readAt, readFrameAt, openReadOnly, createForWrite } from './file-io.js';
+import { LITTLE_ENDIAN_HOST } from './page-words.js';
 import { pack, unpack } from 'msgpackr';
 import { PAGE_SIZE, hex } from '../xen/abi.js';
 import type { ArchSharedInfo, BootFacts, FrameSpace, GuestImage, ImageFormat, SymbolTable } from './guest-image.js';
@@ -284,9 +285,20 @@ export class P2msImage implements GuestImage {
       : { maxPfn: 0n, pfnToMfnFrameListList: 0n, nmiReason: 0n, p2mCr3: 0n, p2mVaddr: 0n, p2mGeneration: 0n };
   }
 
-  /** Position of a frame in the index, or −1 (binary search). */
+  /** Index position of the last frame found: p2m leaves sit in runs of neighbouring frames. */
+  private lastFound = 0;
+
+  /** Position of a frame in the index, or −1: the last position's neighbours first, else a binary search. */
   private find(frame: number): number {
-    return findSorted(this.index, frame);
+    const idx = this.index;
+    const at = this.lastFound;
+    let k: number;
+    if (idx[at + 1] === frame) k = at + 1;
+    else if (idx[at - 1] === frame) k = at - 1;
+    else if (idx[at] === frame) k = at;
+    else k = findSorted(idx, frame);
+    if (k >= 0) this.lastFound = k;
+    return k;
   }
 
   frameOffset(frame: number): number {
@@ -521,6 +533,7 @@ function readMeta(path: string, fd: number, h: Header): Meta {
 
 function readIndex(path: string, fd: number, h: Header): Float64Array {
   const index = new Float64Array(h.count); // count·4096 ≤ file size: checked by readHeader
+  // Buffer.alloc gives the chunk its own ArrayBuffer at offset 0: a Uint32Array can view it in place
   const chunk = Buffer.alloc(Math.min(h.count, INDEX_CHUNK_ENTRIES) * INDEX_ENTRY_SIZE);
   let prev = -1;
   for (let k = 0; k < h.count; k += INDEX_CHUNK_ENTRIES) {
@@ -528,16 +541,19 @@ function readIndex(path: string, fd: number, h: Header): Float64Array {
     const at = h.indexOffset + k * INDEX_ENTRY_SIZE;
     const got = readAt(fd, chunk, at, n * INDEX_ENTRY_SIZE);
     if (got !== n * INDEX_ENTRY_SIZE) throw new InputError(`${path}: offset ${at}: frame index cut short`);
+    const words = LITTLE_ENDIAN_HOST ? new Uint32Array(chunk.buffer, chunk.byteOffset, (n * INDEX_ENTRY_SIZE) / WORD_BYTES) : null;
     for (let j = 0; j < n; j++) {
       const entry = k + j;
-      const off = h.indexOffset + entry * INDEX_ENTRY_SIZE;
-      const f = readU64(chunk, j * INDEX_ENTRY_SIZE);
-      if (f === null) throw new InputError(`${path}: offset ${off}: frame index entry ${entry} is beyond 2^53`);
-      if (f <= prev) {
-        throw new InputError(`${path}: offset ${off}: frame index entry ${entry} is frame ${hex(f)}, not above entry ${entry - 1} (frame ${hex(prev)}); the index must be strictly ascending`);
+      const hi = words ? words[2 * j + 1]! : chunk.readUInt32LE(j * INDEX_ENTRY_SIZE + WORD_BYTES);
+      const f = hi <= SAFE_HI_MAX ? hi * WORD_SCALE + (words ? words[2 * j]! : chunk.readUInt32LE(j * INDEX_ENTRY_SIZE)) : null;
+      if (f !== null && f > prev) {
+        index[entry] = f;
+        prev = f;
+        continue;
       }
-      index[entry] = f;
-      prev = f;
+      const off = h.indexOffset + entry * INDEX_ENTRY_SIZE;
+      if (f === null) throw new InputError(`${path}: offset ${off}: frame index entry ${entry} is beyond 2^53`);
+      throw new InputError(`${path}: offset ${off}: frame index entry ${entry} is frame ${hex(f)}, not above entry ${entry - 1} (frame ${hex(prev)}); the index must be strictly ascending`);
     }
   }
   return index;

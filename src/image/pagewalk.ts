@@ -45,6 +45,7 @@ import {
   hex,
 } from '../xen/abi.js';
 import type { MemoryImage } from './memory-image.js';
+import { pageWords } from './page-words.js';
 
 /** Anything that hands out 4 KiB frames (every GuestImage does). The buffer may be reused by the next call. */
 export type FrameReader = { readFrame(frame: number): Buffer | null };
@@ -72,6 +73,8 @@ const WORD_BITS = 32;
 const WORD_BYTES = PTE_SIZE / 2;
 /** Multiplier turning the high entry word's address bits into frame-number bits (2^20). */
 const HI_WORD_FRAME_SCALE = 2 ** (WORD_BITS - PAGE_SHIFT);
+/** u32 words per page-table entry (lo, then hi). */
+const WORDS_PER_PTE = PTE_SIZE / WORD_BYTES;
 /** 2^64: the first value that is not a 64-bit address. */
 const VA_LIMIT = 1n << 64n;
 /** Mask of the implemented VA bits, and the sign-extension boundary values. */
@@ -176,6 +179,11 @@ export function translate(img: FrameReader, cr3Frame: number, va: bigint): Trans
  * a non-present L4/L3/L2 entry skips its whole span without further reads. Every step of the loop
  * consumes at least one page and reads at most four tables, so the cost is O(count) even when tables
  * form a cycle; results always equal per-page translate().
+ *
+ * With `repeat`, a run of pages mapped through the same PTE page, at the same entries, as the previous
+ * run is reported as repeat(i, n, from) — pages i..i+n−1 map exactly as pages from..from+n−1 did —
+ * instead of n visits: Linux ≥ 4.0 maps every all-missing or all-identity GiB of its p2m list through
+ * one shared PTE page (p2m_missing_pte / p2m_identity_pte), so the area past RAM costs one call per GiB.
  * Throws RangeError for a va that is not a page-aligned 64-bit address or a count that is not a
  * non-negative integer.
  */
@@ -185,6 +193,7 @@ export function walkRange(
   va: bigint,
   count: number,
   visit: (i: number, frame: number, l1TableFrame: number) => void,
+  repeat?: (i: number, n: number, from: number) => void,
 ): void {
   if (va < 0n || va >= VA_LIMIT || va % PAGE_SIZE_N !== 0n) throw new RangeError(`walkRange: VA ${hex(va)} is not a page-aligned 64-bit address`);
   if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`walkRange: count ${count} is not a non-negative integer`);
@@ -208,6 +217,8 @@ export function walkRange(
     return cachedPage[level]!;
   };
 
+  // the last run of pages visited through a PTE page: its frame, first entry, length and first page index
+  const lastRun = { table: -1, idx: 0, n: 0, i: 0 };
   let i = 0;
   let cur = va;
   /** report `n` unmapped pages and advance */
@@ -272,15 +283,26 @@ export function walkRange(
     }
     if (mappedBy === 1) {
       // run through the rest of this L1 table with plain numbers
-      const pte = cachedPage[1]!;
       const n = pagesToSpanEnd(v48, 2);
-      let idx = levelIndex(v48, 1);
-      for (let k = 0; k < n; k++, idx++) {
-        const lo = pte.readUInt32LE(idx * PTE_SIZE);
+      const firstIdx = levelIndex(v48, 1);
+      if (repeat && table === lastRun.table && firstIdx >= lastRun.idx && firstIdx + n <= lastRun.idx + lastRun.n) {
+        repeat(i, n, lastRun.i + (firstIdx - lastRun.idx));
+        i += n;
+        cur += BigInt(n) * PAGE_SIZE_N;
+        continue;
+      }
+      lastRun.table = table;
+      lastRun.idx = firstIdx;
+      lastRun.n = n;
+      lastRun.i = i;
+      const pte = pageWords(cachedPage[1]!);
+      let w = firstIdx * WORDS_PER_PTE;
+      for (let k = 0; k < n; k++, w += WORDS_PER_PTE) {
+        const lo = pte[w]!;
         if ((lo & _PAGE_PRESENT) === 0) {
           visit(i + k, -1, -1);
         } else {
-          visit(i + k, entryFrame(lo, pte.readUInt32LE(idx * PTE_SIZE + WORD_BYTES)), table);
+          visit(i + k, entryFrame(lo, pte[w + 1]!), table);
         }
       }
       i += n;

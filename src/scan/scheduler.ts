@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { RangeSink } from '../audit/compare-leaf.js';
 import type { GuestView, ToolstackView } from '../audit/leaf-map.js';
-import { planLeaves, shardTask, sinkStats, type LeafPlan } from '../audit/run-audit.js';
+import { addTail, auditTaskTransferList, planLeaves, shardTask, sinkStats, type LeafPlan } from '../audit/run-audit.js';
 import { planShards, SHARDS_PER_WORKER, type Shard } from '../audit/shard-plan.js';
 import { readGuestView } from '../guest/guest-view.js';
 import { InputError, type GuestImage } from '../image/guest-image.js';
@@ -102,7 +102,7 @@ function oneLine(e: unknown): string {
 }
 
 function transferListOf(t: ShardTask): ArrayBuffer[] {
-  return [t.shard.gKinds.buffer as ArrayBuffer, t.shard.gOffsets.buffer as ArrayBuffer, t.shard.tOffsets.buffer as ArrayBuffer];
+  return auditTaskTransferList(t.shard);
 }
 
 export class ScanScheduler {
@@ -296,7 +296,7 @@ export class ScanScheduler {
       }
       const guest = readGuestView(img);
       const plan = planLeaves(tool, guest);
-      const shards = planShards(plan.leaves, this.opts.jobs);
+      const shards = planShards(plan.activeLeaves, this.opts.jobs);
       const job: LargeJob = {
         entry,
         started,
@@ -330,7 +330,7 @@ export class ScanScheduler {
   }
 
   private creditShard(job: LargeJob, shard: Shard): void {
-    const bytes = Math.floor((job.entry.size * (shard.endLeaf - shard.firstLeaf)) / job.plan.leaves);
+    const bytes = Math.floor((job.entry.size * (shard.endLeaf - shard.firstLeaf)) / job.plan.activeLeaves);
     job.credited += bytes;
     this.opts.onProgress?.(0, bytes);
   }
@@ -379,6 +379,7 @@ export class ScanScheduler {
     try {
       const sink = new RangeSink();
       for (const p of job.parts) sink.addPacked(p!);
+      addTail(sink, job.plan);
       const report = buildReport({ img: job.img, tool: job.tool, guest: job.guest, ranges: sink.toRanges(), stats: sinkStats(sink) });
       this.report(
         job.entry,

@@ -1,6 +1,7 @@
 // Save-side linear p2m list walk: xen-project/xen tools/libs/guest/xg_sr_save_x86_pv.c map_p2m_list (identical at RELEASE-4.17.0 and RELEASE-4.22.0).
 import type { ToolstackView } from '../audit/leaf-map.js';
 import type { GuestImage } from '../image/guest-image.js';
+import { pageWords } from '../image/page-words.js';
 import {
   hex,
   L1_SHIFT,
@@ -37,6 +38,8 @@ const VA_BITS = L4_SHIFT + TABLE_INDEX_BITS;
 const VA_MASK = (1n << BigInt(VA_BITS)) - 1n;
 /** The VA shift of each level's index (map_p2m_list's `shift = level * 9 + 3`), indexed by level. */
 const LEVEL_SHIFT = [0, L1_SHIFT, L2_SHIFT, L3_SHIFT, L4_SHIFT];
+/** u32 words per page-table entry (lo, then hi). */
+const WORDS_PER_PTE = PTE_SIZE / Uint32Array.BYTES_PER_ELEMENT;
 /** Multiplier from the high PTE word's frame bits to the frame number (2^(32 − PAGE_SHIFT)). */
 const HI_FRAME_SCALE = 2 ** (32 - PAGE_SHIFT);
 /** pfns one level-2 entry covers: an L1 table of PTRS_PER_TABLE leaves of fpp entries (2^18). */
@@ -51,14 +54,6 @@ export function isCanonical(va: bigint): boolean {
 /** A 48-bit address as the canonical (sign-extended) u64, for messages. */
 function canonicalOf(va48: bigint): bigint {
   return BigInt.asUintN(U64_BITS, BigInt.asIntN(VA_BITS, va48));
-}
-
-/** pte_to_frame: bits 12..51 of the u64 entry at `slot`, read as two u32 words. */
-export function pteFrame(page: Buffer, slot: number): number {
-  const off = slot * PTE_SIZE;
-  const lo = page.readUInt32LE(off);
-  const hi = page.readUInt32LE(off + 4);
-  return (hi & PTE_PFN_MASK_HI) * HI_FRAME_SCALE + ((lo & PTE_PFN_MASK_LO) >>> PAGE_SHIFT);
 }
 
 /** Why [start, end] is a "Bad virtual p2m address range" for a 64-bit guest, or null when it is fine. */
@@ -108,7 +103,7 @@ function readLevel(
   parentStart: number,
   structure: Set<number>,
 ): LevelRead {
-  const chunks: Float64Array[] = [];
+  const frames = new Float64Array(idxEnd - idxStart + 1);
   for (let p = 0; p < tables.length; p++) {
     const frame = tables[p];
     const page = img.readFrame(frame);
@@ -120,15 +115,11 @@ function readLevel(
     const base = p * PTRS_PER_TABLE;
     const first = Math.max(idxStart, base);
     const last = Math.min(idxEnd, base + PTRS_PER_TABLE - 1);
-    const chunk = new Float64Array(Math.max(0, last - first + 1));
-    for (let idx = first; idx <= last; idx++) chunk[idx - first] = pteFrame(page, idx - base);
-    chunks.push(chunk);
-  }
-  const frames = new Float64Array(idxEnd - idxStart + 1);
-  let at = 0;
-  for (const c of chunks) {
-    frames.set(c, at);
-    at += c.length;
+    if (first > last) continue;
+    const words = pageWords(page);
+    for (let idx = first, w = (first - base) * WORDS_PER_PTE; idx <= last; idx++, w += WORDS_PER_PTE) {
+      frames[idx - idxStart] = (words[w + 1]! & PTE_PFN_MASK_HI) * HI_FRAME_SCALE + ((words[w]! & PTE_PFN_MASK_LO) >>> PAGE_SHIFT);
+    }
   }
   return { frames, absent: null };
 }

@@ -1,0 +1,234 @@
+// `p2m-audit emulate`: gather the boot inputs (host map, profile, dom0_mem= or an xl config, kernel config)
+// with where each came from, run the kernel emulator (src/kernel/emulate.ts), write the guest in one of
+// the formats, and optionally compare it with a boot log or audit it at once.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { InputError, type E820Entry } from '../image/guest-image.js';
+import { writeSaveStream } from '../image/stream-writer.js';
+import { formatSystemMap } from '../image/symbols.js';
+import { writeXcCore } from '../image/xc-core-writer.js';
+import { dom0PagesChecked, parseDom0Mem } from '../input/dom0-mem.js';
+import { parseE820, sanitizeE820 } from '../input/e820.js';
+import { parseXlConfig } from '../input/xl-config.js';
+import { buildDomUMemoryMap } from '../kernel/libxl-e820.js';
+import { loadKconfig } from '../input/kconfig.js';
+import { dom0PagesFromLog, parseBootLog } from '../input/boot-log.js';
+import { compareBoot, renderComparison } from '../report/compare.js';
+import { E820_RAM, hex } from '../xen/abi.js';
+import { emulate } from '../kernel/emulate.js';
+import { findProfile, profileIds } from '../kernel/profiles.js';
+import { writeEmulatedP2ms } from '../kernel/snapshot.js';
+import { auditFile } from './audit.js';
+import { readText, sameFile } from './common.js';
+
+/** Write an emulated guest in one of the formats; symbols travel inside (.p2ms) or beside (FILE.map). */
+function writeGuest(img: Parameters<typeof writeEmulatedP2ms>[0], out: string, format: string): { frames: number } {
+  switch (format) {
+    case 'p2ms':
+      return writeEmulatedP2ms(img, out, { overwrite: true });
+    case 'xc-core': {
+      const r = writeXcCore(img, out, { overwrite: true });
+      fs.writeFileSync(out + '.map', formatSystemMap(img.symbols));
+      return { frames: r.pages };
+    }
+    case 'xl-save':
+    case 'libxc-stream': {
+      const r = writeSaveStream(img, out, { wrapper: format === 'xl-save' ? 'xl' : 'none', overwrite: true });
+      fs.writeFileSync(out + '.map', formatSystemMap(img.symbols));
+      return { frames: r.pagesWithData };
+    }
+    default:
+      throw new InputError(`--format ${format}: expected p2ms, xc-core, xl-save or libxc-stream`);
+  }
+}
+
+
+export interface EmulateOpts {
+  role: 'dom0' | 'domU';
+  xlConfig?: string;
+  profile?: string;
+  e820?: string;
+  fromLog?: string;
+  compare?: boolean;
+  dom0Mem?: string;
+  nrPages?: number;
+  maxPages?: number;
+  seed: number;
+  config: Record<string, string>;
+  kconfig?: string;
+  output?: string;
+  format: string;
+  force?: boolean;
+  audit?: boolean;
+  json?: boolean;
+  jobs: number;
+}
+
+/** One emulator input and where it came from (printed, so every number can be traced). */
+interface SourcedInput {
+  what: string;
+  value: string;
+  from: string;
+}
+
+/** UINT_MAX: d->max_pages when dom0_mem= has no max: (dom0_build.c). */
+const XEN_UINT_MAX = 0xffffffff;
+
+/** Host RAM for machine frames when a domU is emulated without the host's map. */
+function syntheticHost(guestE820: E820Entry[]): E820Entry[] {
+  const end = Math.max(...guestE820.map((e) => e.addr + e.size));
+  return [{ addr: 0, size: 2 * end + 256 * 2 ** 20, type: E820_RAM }];
+}
+
+/** emulate --role domU --xl-config FILE: libxl builds the guest's map from the config (and the host's, for e820_host). */
+async function cmdEmulateDomU(o: EmulateOpts): Promise<number> {
+  if (!o.xlConfig) throw new InputError('emulate --role domU needs --xl-config FILE (the guest\'s xl config: memory, maxmem, e820_host, pci)');
+  if (!o.output && !o.audit) throw new InputError('emulate: give -o FILE to write the guest, or --audit to audit it at once');
+  if (!o.profile) throw new InputError('emulate --role domU: --profile is required');
+  const profile = findProfile(o.profile);
+  if (!profile) throw new InputError(`--profile ${o.profile}: unknown profile; expected one of ${profileIds().join(', ')}`);
+  const inputs: SourcedInput[] = [{ what: 'profile', value: profile.id, from: '--profile' }];
+  const cfg = parseXlConfig(readText(o.xlConfig, 'the xl config'), o.xlConfig);
+  let host: E820Entry[] | null = null;
+  if (o.e820) {
+    host = parseE820(readText(o.e820, 'the e820 map'), o.e820);
+    inputs.push({ what: 'host e820', value: `${host.length} entries`, from: o.e820 });
+  } else if (o.fromLog) {
+    const log = parseBootLog(readText(o.fromLog, 'the host boot log'), o.fromLog);
+    if (!log.hostE820) throw new InputError(`${o.fromLog}: no memory map found: expected 'Xen-e820 RAM map:' or 'EFI RAM map:' followed by entries`);
+    host = log.hostE820.value;
+    inputs.push({ what: 'host e820', value: `${host.length} entries (${log.mapKind})`, from: `${o.fromLog}:${log.hostE820.line}` });
+  }
+  const dm = buildDomUMemoryMap(cfg, host);
+  const guestE820 = sanitizeE820(dm.guestE820);
+  inputs.push({ what: 'guest e820', value: `${guestE820.length} entries (libxl, e820_host=${cfg.e820Host ? 1 : 0})`, from: o.xlConfig });
+  const nrPages = o.nrPages ?? dm.nrPages;
+  const maxPages = o.maxPages ?? dm.maxPages;
+  inputs.push({ what: 'nr_pages', value: hex(nrPages), from: o.nrPages !== undefined ? '--nr-pages' : `${o.xlConfig}: memory = ${cfg.memory} MiB` });
+  inputs.push({ what: 'max pages', value: hex(maxPages), from: o.maxPages !== undefined ? '--max-pages' : `${o.xlConfig}: memory + LIBXL_MAXMEM_CONSTANT` });
+  const kconfig = o.kconfig ? loadKconfig(o.kconfig) : null;
+  if (o.output && fs.existsSync(o.output)) {
+    for (const input of [o.e820, o.fromLog, o.kconfig, o.xlConfig]) {
+      if (input && sameFile(o.output, input)) throw new InputError(`${o.output}: is an input file; refusing to write over an input`);
+    }
+    if (!o.force) throw new InputError(`${o.output}: already exists (use --force to replace it)`);
+  }
+  let guest;
+  try {
+    guest = emulate({ profile, hostE820: guestE820, machineE820: host ?? syntheticHost(guestE820), role: 'domU', nrPages, maxPages, seed: o.seed, kconfig, config: o.config });
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`emulation of ${profile.id} (domU) failed: ${(e as Error).message}`);
+  }
+  inputs.push({ what: 'kernel config', value: Object.entries(guest.facts.config).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)', from: o.kconfig ? `${o.kconfig} + --config` : 'profile defaults + --config' });
+  return finishEmulate(o, profile.id, guest, inputs, nrPages, maxPages, null);
+}
+
+export async function cmdEmulate(o: EmulateOpts): Promise<number> {
+  if (o.role === 'domU') return cmdEmulateDomU(o);
+  if (o.xlConfig) throw new InputError('emulate: --xl-config describes a domU; add --role domU');
+  if (!o.e820 && !o.fromLog) throw new InputError('emulate: give the host memory map with --e820 FILE or --from-log FILE');
+  if (!o.output && !o.audit && !o.compare) throw new InputError('emulate: give -o FILE to write the guest, --audit to audit it at once, or --compare with --from-log');
+  if (o.compare && !o.fromLog) throw new InputError('emulate --compare needs --from-log FILE (the log to compare against)');
+  const inputs: SourcedInput[] = [];
+  const log = o.fromLog ? parseBootLog(readText(o.fromLog, 'the boot log'), o.fromLog) : null;
+  const at = (line: number) => `${o.fromLog}:${line}`;
+  // host map: --e820 beats the log
+  let hostE820;
+  if (o.e820) {
+    hostE820 = parseE820(readText(o.e820, 'the e820 map'), o.e820);
+    inputs.push({ what: 'host e820', value: `${hostE820.length} entries`, from: o.e820 });
+  } else {
+    if (!log!.hostE820) throw new InputError(`${o.fromLog}: no memory map found: expected 'Xen-e820 RAM map:' or 'EFI RAM map:' followed by entries`);
+    hostE820 = log!.hostE820.value;
+    inputs.push({ what: 'host e820', value: `${hostE820.length} entries (${log!.mapKind})`, from: at(log!.hostE820.line) });
+  }
+  // profile: --profile beats the version the log names
+  let profileId = o.profile;
+  if (profileId) inputs.push({ what: 'profile', value: profileId, from: '--profile' + (log?.suggestedProfile && log.suggestedProfile !== profileId ? ` (the log's Linux ${log.kernelVersion?.value} suggests ${log.suggestedProfile})` : '') });
+  else if (log?.suggestedProfile) {
+    profileId = log.suggestedProfile;
+    inputs.push({ what: 'profile', value: profileId, from: `${at(log.kernelVersion!.line)} (Linux ${log.kernelVersion!.value})` });
+  } else throw new InputError(log ? `${o.fromLog}: no "Linux version" line to choose a profile from; give --profile` : 'emulate: --profile is required');
+  const profile = findProfile(profileId);
+  if (!profile) throw new InputError(`--profile ${profileId}: unknown profile; expected one of ${profileIds().join(', ')}`);
+  // dom0_mem: --dom0-mem beats the log's Xen command line
+  let dom0Mem = o.dom0Mem;
+  if (dom0Mem !== undefined) inputs.push({ what: 'dom0_mem', value: dom0Mem, from: '--dom0-mem' });
+  else if (log?.dom0Mem) {
+    dom0Mem = log.dom0Mem.value;
+    inputs.push({ what: 'dom0_mem', value: dom0Mem, from: at(log.dom0Mem.line) });
+  } else inputs.push({ what: 'dom0_mem', value: '(none)', from: log ? `${o.fromLog}: no dom0_mem= on Xen's command line` : 'not given' });
+  const computed = dom0PagesChecked(dom0Mem !== undefined ? parseDom0Mem(dom0Mem) : null, hostE820, inputs.find((i) => i.what === 'dom0_mem')!.from);
+  // nr_pages: --nr-pages > Phys-Mach map / Dom0 alloc. in the log > computed from dom0_mem
+  let nrPages: number;
+  const fromLogPages = log ? dom0PagesFromLog(log) : null;
+  if (o.nrPages !== undefined) {
+    nrPages = o.nrPages;
+    inputs.push({ what: 'nr_pages', value: hex(nrPages), from: '--nr-pages' });
+  } else if (fromLogPages?.nrPages) {
+    nrPages = fromLogPages.nrPages.value;
+    inputs.push({ what: 'nr_pages', value: hex(nrPages), from: `${at(fromLogPages.nrPages.line)} (${fromLogPages.why})` });
+  } else {
+    nrPages = computed.nrPages;
+    inputs.push({ what: 'nr_pages', value: hex(nrPages), from: `Xen's dom0_compute_nr_pages (${computed.notes[computed.notes.length - 2] ?? 'dom0_mem'})` });
+  }
+  // max pages: --max-pages > dom0_mem's max: > Xen's default UINT_MAX
+  let maxPages: number;
+  if (o.maxPages !== undefined) {
+    maxPages = o.maxPages;
+    inputs.push({ what: 'max pages (d->max_pages)', value: hex(maxPages), from: '--max-pages' });
+  } else {
+    maxPages = dom0Mem !== undefined && /max:/.test(dom0Mem) ? computed.maxPages : XEN_UINT_MAX;
+    inputs.push({ what: 'max pages (d->max_pages)', value: hex(maxPages), from: dom0Mem !== undefined && /max:/.test(dom0Mem) ? 'dom0_mem max:' : 'no max: given, Xen sets UINT_MAX' });
+  }
+  const kconfig = o.kconfig ? loadKconfig(o.kconfig) : null;
+  if (o.output && fs.existsSync(o.output)) {
+    for (const input of [o.e820, o.fromLog, o.kconfig]) {
+      if (input && sameFile(o.output, input)) throw new InputError(`${o.output}: is an input file; refusing to write over an input`);
+    }
+    if (!o.force) throw new InputError(`${o.output}: already exists (use --force to replace it)`);
+  }
+  let guest;
+  try {
+    guest = emulate({ profile, hostE820, nrPages, maxPages, seed: o.seed, kconfig, config: o.config, dom0Mem });
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`emulation of ${profile.id} failed: ${(e as Error).message}`);
+  }
+  inputs.push({ what: 'kernel config', value: Object.entries(guest.facts.config).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)', from: o.kconfig ? `${o.kconfig} + --config` : `profile defaults + --config` });
+  const comparison = o.compare && log ? compareBoot(guest.facts, log) : null;
+  return finishEmulate(o, profile.id, guest, inputs, nrPages, maxPages, comparison);
+}
+
+/** Write / print / audit an emulated guest (shared by dom0 and domU). */
+async function finishEmulate(
+  o: EmulateOpts,
+  profileId: string,
+  guest: ReturnType<typeof emulate>,
+  inputs: SourcedInput[],
+  nrPages: number,
+  maxPages: number,
+  comparison: ReturnType<typeof compareBoot> | null,
+): Promise<number> {
+  let written: { frames: number } | null = null;
+  const outPath = o.output ?? (o.audit ? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-audit-')), `guest.${o.format}`) : null);
+  if (outPath) written = writeGuest(guest.image, outPath, o.format);
+  if (o.json && !o.audit) {
+    process.stdout.write(
+      JSON.stringify({ schema: 'p2m-audit/emulate@1', file: o.output ?? null, format: o.format, frames: written?.frames ?? null, profile: profileId, role: guest.facts.role, inputs, config: guest.facts.config, nrPages, maxPages, kernelMaxPfn: guest.facts.kernelMaxPfn, messages: guest.facts.messages, comparison }, null, 2) + '\n',
+    );
+  } else if (!o.json) {
+    if (written && o.output) process.stdout.write(`wrote ${o.output}: ${profileId} ${guest.facts.role}, nr_pages ${hex(nrPages)}, max pages ${hex(maxPages)}, ${written.frames} frames\n`);
+    process.stdout.write('inputs:\n' + inputs.map((i) => `  ${i.what}: ${i.value}  [${i.from}]`).join('\n') + '\n');
+    process.stdout.write('predicted boot messages:\n' + guest.facts.messages.map((m) => `  | ${m}\n`).join(''));
+    if (comparison) process.stdout.write('\ncompared with the log:\n' + renderComparison(comparison));
+  }
+  if (!o.audit) return comparison && comparison.different > 0 ? 1 : 0;
+  try {
+    return await auditFile(outPath!, { json: o.json, jobs: o.jobs });
+  } finally {
+    if (!o.output) fs.rmSync(path.dirname(outPath!), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,41 @@
+// `p2m-audit sweep`: emulate and audit every dom0_mem value × profile on one host map (src/sweep/sweep.ts)
+// and print the matrix as text, CSV or JSON, optionally drawn as SVG.
+import { parseE820 } from '../input/e820.js';
+import { loadKconfig } from '../input/kconfig.js';
+import { EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR, EXIT_WARNINGS } from '../report/classify.js';
+import { renderSweepSvg } from '../report/svg.js';
+import { renderSweepCsv, renderSweepText, runSweep } from '../sweep/sweep.js';
+import { progress, readText, writeSvgFile } from './common.js';
+
+export interface SweepOpts {
+  e820: string;
+  dom0Mem: string;
+  profile: string;
+  max: boolean;
+  kconfig?: string;
+  config: Record<string, string>;
+  seed: number;
+  jobs: number;
+  json?: boolean;
+  csv?: boolean;
+  svg?: string;
+}
+
+export async function cmdSweep(o: SweepOpts): Promise<number> {
+  const hostE820 = parseE820(readText(o.e820, 'the e820 map'), o.e820);
+  const m = await runSweep({
+    hostE820,
+    range: o.dom0Mem,
+    profiles: o.profile.split(',').map((p) => p.trim()).filter(Boolean),
+    withMax: o.max,
+    jobs: o.jobs,
+    kconfig: o.kconfig ? loadKconfig(o.kconfig) : null,
+    config: o.config,
+    seed: o.seed,
+    onProgress: progress('sweep'),
+  });
+  process.stdout.write(o.json ? JSON.stringify(m, null, 2) + '\n' : o.csv ? renderSweepCsv(m) : renderSweepText(m));
+  if (o.svg) writeSvgFile(o.svg, renderSweepSvg({ rows: m.rows, cols: m.cols, cells: m.cells.map((r) => r.map((c) => ({ verdict: c.verdict, uncoveredMib: c.uncoveredMib }))) }), [o.e820]);
+  const cells = m.cells.flat();
+  return cells.some((c) => c.error) ? EXIT_INPUT_ERROR : cells.some((c) => c.verdict === 'FATAL') ? EXIT_FATAL : cells.some((c) => c.verdict === 'WARN') ? EXIT_WARNINGS : EXIT_CLEAN;
+}
