@@ -89,7 +89,10 @@ export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
   let active = leaves;
   const tailKind = leaves > 0 ? kindAt(leaves - 1) : GuestLeaf.PAGE;
   if (tailKind !== GuestLeaf.PAGE) {
-    while (active > tLeaves && kindAt(active - 1) === tailKind) active--;
+    // past the guest's leaves every kind is beyondKind; within them, a plain scan of the kinds
+    if (active > gLeaves && beyondKind === tailKind) active = Math.max(gLeaves, tLeaves);
+    const kinds = guest.kinds;
+    while (active > tLeaves && active <= gLeaves && kinds[active - 1] === tailKind) active--;
   }
   const gKinds = new Uint8Array(active);
   const gFrames = new Float64Array(active).fill(-1);
