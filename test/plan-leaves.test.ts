@@ -123,6 +123,17 @@ describe('repeatedFrames', () => {
     expect(repeatedFrames(Float64Array.from(frames))).toEqual(countRepeats(frames));
   });
 
+  const run = (from: number, n: number, step: 1 | -1): number[] => Array.from({ length: n }, (_, k) => from + step * k);
+  it.each([
+    ['one long descending run (the memblock layout)', run(100_000, 5000, -1)],
+    ['long runs in both directions, spans apart', [...run(10_000, 300, -1), ...run(20_000, 300, 1), ...run(5_000, 300, -1)]],
+    ['long runs whose spans overlap: the shared frames repeat', [...run(1_000, 300, 1), ...run(1_250, 300, 1)]],
+    ['a long run re-entered backwards', [...run(1_000, 400, 1), ...run(1_100, 50, -1)]],
+    ['long runs joined by a jump of 2 (not contiguous)', [...run(0, 200, 1), ...run(201, 200, 1), ...run(500, 200, 1)]],
+  ])('long runs: %s', (_name, frames) => {
+    expect(repeatedFrames(Float64Array.from(frames))).toEqual(countRepeats(frames));
+  });
+
   it('matches a plain count on seeded random lists', () => {
     let seed = 12345;
     const rnd = (n: number) => {
@@ -139,6 +150,20 @@ describe('repeatedFrames', () => {
         const run = 1 + rnd(8);
         for (let k = 0; k < run && frames.length < len; k++) frames.push(start + dir * k);
       }
+      expect(repeatedFrames(Float64Array.from(frames))).toEqual(countRepeats(frames));
+    }
+  });
+
+  it('matches a plain count on seeded random lists of long runs', () => {
+    let seed = 777;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    for (let t = 0; t < 100; t++) {
+      const frames: number[] = [];
+      const runs = 1 + rnd(6);
+      for (let r = 0; r < runs; r++) frames.push(...run(rnd(5000), 50 + rnd(200), rnd(2) ? 1 : -1));
       expect(repeatedFrames(Float64Array.from(frames))).toEqual(countRepeats(frames));
     }
   });

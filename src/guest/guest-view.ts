@@ -138,18 +138,50 @@ function markSharedSentinels(img: GuestImage, view: GuestView): void {
   }
 }
 
-/** Frames below this fit a Uint32Array, whose native sort is about three times faster than a Float64Array's. */
-const U32_LIMIT = 2 ** 32;
+/** More contiguous runs than frames / this: the list is scattered, sort it at once. */
+const FRAMES_PER_RUN_MIN = 8;
 
-/** Frames that occur more than once, with their counts: a native sort of a copy, then neighbours compared. */
+/** Repeats among `frames` by sorting a copy and comparing neighbours. */
+function sortedRepeats(frames: Float64Array, uses: Map<number, number>): Map<number, number> {
+  const sorted = frames.slice().sort();
+  for (let i = 1; i < sorted.length; i++) if (sorted[i] === sorted[i - 1]) uses.set(sorted[i]!, (uses.get(sorted[i]!) ?? 1) + 1);
+  return uses;
+}
+
+/**
+ * Frames that occur more than once, with their counts. The usual list has none and is made of long runs
+ * of neighbouring frames (memblock hands out pages top-down, vmalloc in batches): a run that steps by +1
+ * or −1 holds distinct frames, so when the runs' spans do not overlap no frame repeats — one pass and a
+ * sort of the (few) spans. Overlapping spans or a scattered list: sort a copy of the frames.
+ */
 export function repeatedFrames(frames: Float64Array): Map<number, number> {
   const uses = new Map<number, number>();
   const m = frames.length;
   if (m < 2) return uses;
-  let hi = 0;
-  for (let i = 0; i < m; i++) if (frames[i]! > hi) hi = frames[i]!;
-  const sorted = hi < U32_LIMIT ? new Uint32Array(frames).sort() : frames.slice().sort();
-  for (let i = 1; i < m; i++) if (sorted[i] === sorted[i - 1]) uses.set(sorted[i]!, (uses.get(sorted[i]!) ?? 1) + 1);
+  const lows: number[] = [];
+  const highs: number[] = [];
+  let start = 0;
+  let dir = 0; // +1 / −1 once the run has two frames
+  for (let i = 1; i <= m; i++) {
+    if (i < m) {
+      const d = frames[i]! - frames[i - 1]!;
+      if ((d === 1 || d === -1) && (dir === 0 || d === dir)) {
+        dir = d;
+        continue;
+      }
+    }
+    const a = frames[start]!;
+    const b = frames[i - 1]!;
+    lows.push(Math.min(a, b));
+    highs.push(Math.max(a, b));
+    if (lows.length * FRAMES_PER_RUN_MIN > m) return sortedRepeats(frames, uses);
+    start = i;
+    dir = 0;
+  }
+  const order = Array.from(lows.keys()).sort((x, y) => lows[x]! - lows[y]!);
+  for (let r = 1; r < order.length; r++) {
+    if (lows[order[r]!]! <= highs[order[r - 1]!]!) return sortedRepeats(frames, uses);
+  }
   return uses;
 }
 
