@@ -84,6 +84,57 @@ describe('parsing', () => {
     ]);
   });
 
+  // Each line as LINE_RE (the kernel's "ADDR TYPE NAME[ [module]]") reads it, worked out by hand; the
+  // plain `ADDR T NAME` lines take a fast path, the others the regex: both must agree with this table.
+  it.each([
+    ['ffffffff81000000 T a', ['a', 0xffffffff81000000n]],
+    ['1 t x', ['x', 1n]],
+    ['  ffffffff81000000 T lead', ['lead', 0xffffffff81000000n]],
+    ['ffffffff81000000  T two_blanks', ['two_blanks', 0xffffffff81000000n]],
+    ['ffffffff81000000 T crlf\r', ['crlf', 0xffffffff81000000n]],
+    ['ffffffff81000000 ? odd_type', ['odd_type', 0xffffffff81000000n]],
+    ['ffffffff81000000 T name[x]', ['name[x]', 0xffffffff81000000n]],
+    ['0ffffffff81000000 T seventeen_digits', null],
+    ['ffffffff81000000 T', null],
+    ['ffffffff81000000 TT two_letters', null],
+    ['ffffffff81000000 T two words', null],
+    ['ffffffff81000000 T nb\u00a0sp', null],
+    ['ffffffff81000000 T mod [m]', 'module'],
+    ['ffffffff81000000 T mod []', null],
+  ] as [string, [string, bigint] | null | 'module'][])('%j', (line, want) => {
+    // a second, plain symbol so that files whose line is skipped still load
+    const t = loadSymbols(file(Buffer.from(`ffffffff81234000 T anchor\n${line}\n`, 'latin1')));
+    const entries = [...t].filter(([n]) => n !== 'anchor');
+    expect(entries).toEqual(want === null || want === 'module' ? [] : [want]);
+  });
+
+  it('the table converts addresses lazily but behaves as a Map', () => {
+    const t = loadSymbols(file(['ffffffff81000000 T a', 'ffffffff81000010 t b', 'ffffffff81000020 D c', 'ffffffff81000030 t b', 'ffffffff81000040 T b'].join('\n')));
+    const want = new Map([
+      ['a', 0xffffffff81000000n],
+      ['b', 0xffffffff81000040n], // the global definition wins over the earlier locals
+      ['c', 0xffffffff81000020n],
+    ]);
+    expect(t.size).toBe(3);
+    expect(t.has('b')).toBe(true);
+    expect(t.has('z')).toBe(false);
+    expect(t.get('z')).toBeUndefined();
+    expect(t.get('c')).toBe(0xffffffff81000020n); // converted first: iteration order is still load order
+    expect([...t]).toEqual([...want]);
+    expect([...t.keys()]).toEqual(['a', 'b', 'c']);
+    expect([...t.values()]).toEqual([...want.values()]);
+    const seen: string[] = [];
+    t.forEach((v, k) => seen.push(`${k}=${v.toString(16)}`));
+    expect(seen).toEqual(['a=ffffffff81000000', 'b=ffffffff81000040', 'c=ffffffff81000020']);
+    t.set('d', 5n);
+    expect(t.delete('a')).toBe(true);
+    expect([...t]).toEqual([['b', 0xffffffff81000040n], ['c', 0xffffffff81000020n], ['d', 5n]]);
+    expect(t.size).toBe(3);
+    t.clear();
+    expect(t.size).toBe(0);
+    expect(t.get('b')).toBeUndefined();
+  });
+
   it('a repeated name: the first global wins over locals, else the first seen', () => {
     const t = loadSymbols(
       file(
