@@ -1,14 +1,23 @@
 // planLeaves' uniform tail (leaves the toolstack never reaches whose guest side is a shared identity /
-// missing page become one range) and repeatedFrames (the guest view's search for a leaf frame that backs
-// several leaves), each against an independent derivation: the tail against classifying every leaf one by one,
-// repeatedFrames against counting with a Map.
-import { describe, expect, it } from 'vitest';
+// missing page become one range), repeatedFrames (the guest view's search for a leaf frame that backs
+// several leaves) and auditImage's choice of thread (small guests on the calling thread), each against an
+// independent derivation: the tail against classifying every leaf one by one, repeatedFrames against
+// counting with a Map, the thread choice against the same audit run with jobs 0.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { auditImage, IN_PROCESS_MAX_LEAVES } from '../src/audit/audit-image.js';
+import { openImage } from '../src/image/open-image.js';
+import type { E820Entry, GuestImage } from '../src/image/guest-image.js';
+import { emulate } from '../src/kernel/emulate.js';
+import { findProfile } from '../src/kernel/profiles.js';
+import { writeEmulatedP2ms } from '../src/kernel/snapshot.js';
 import { ALL_INVALID_PAGE, classifyLeaf, RangeSink } from '../src/audit/compare-leaf.js';
 import { GuestLeaf, PFN_CLASS_NAMES, PfnClass, ToolLeaf, type GuestView, type ToolstackView } from '../src/audit/leaf-map.js';
 import { addTail, auditInProcess, planLeaves } from '../src/audit/run-audit.js';
-import type { GuestImage } from '../src/image/guest-image.js';
 import { repeatedFrames } from '../src/guest/guest-view.js';
-import { P2M_PER_PAGE, PAGE_SIZE } from '../src/xen/abi.js';
+import { E820_RAM, P2M_PER_PAGE, PAGE_SIZE } from '../src/xen/abi.js';
 import { guestView, toolView } from './helpers/views.js';
 
 const I = GuestLeaf.IDENTITY;
@@ -166,5 +175,49 @@ describe('repeatedFrames', () => {
       for (let r = 0; r < runs; r++) frames.push(...run(rnd(5000), 50 + rnd(200), rnd(2) ? 1 : -1));
       expect(repeatedFrames(Float64Array.from(frames))).toEqual(countRepeats(frames));
     }
+  });
+});
+
+describe('auditImage: small guests on the calling thread, large ones on the pool', () => {
+  const GiB = 2 ** 30;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-audit-threads-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** A linux-4.x dom0 of `guestGiB` on a host with RAM above 4 GiB, written as .p2ms. */
+  function emulated(guestGiB: number): string {
+    const hostE820: E820Entry[] = [
+      { addr: 0, size: 0x9fc00, type: E820_RAM },
+      { addr: 0x100000, size: 3 * GiB - 0x100000, type: E820_RAM },
+      { addr: 4 * GiB, size: (guestGiB + 4) * GiB, type: E820_RAM },
+    ];
+    const nrPages = guestGiB * (GiB / PAGE_SIZE);
+    const g = emulate({ profile: findProfile('linux-4.x')!, hostE820, nrPages, maxPages: nrPages, seed: 1 });
+    const file = path.join(dir, `g${guestGiB}.p2ms`);
+    writeEmulatedP2ms(g.image, file);
+    return file;
+  }
+
+  // IN_PROCESS_MAX_LEAVES = 8192 leaves = 16 GiB: 2 GiB (1025 active leaves) stays in process, 20 GiB
+  // (10 241) goes to the pool; either way the report equals the one classified on the calling thread.
+  it.each([
+    [2, 0],
+    [20, 2],
+  ])('%i GiB guest, --jobs 2: %i worker threads, the same report as jobs 0', async (guestGiB, threads) => {
+    expect(IN_PROCESS_MAX_LEAVES).toBe(8192);
+    const file = emulated(guestGiB);
+    const run = async (jobs: number) => {
+      const img = openImage(file);
+      try {
+        return await auditImage(img, { jobs });
+      } finally {
+        img.close();
+      }
+    };
+    const two = await run(2);
+    const zero = await run(0);
+    expect(two.audit.threads).toBe(threads);
+    expect(zero.audit.threads).toBe(0);
+    expect(two.audit.ranges).toEqual(zero.audit.ranges);
+    expect(two.report.verdict).toBe('CLEAN');
   });
 });

@@ -46,6 +46,8 @@ export interface AuditOptions {
   jobs: number;
   /** a pool started earlier (createAuditPool) so its threads boot while the views are computed; the caller destroys it */
   pool?: Piscina<AuditTask, Float64Array>;
+  /** planLeaves(tool, guest), when the caller has it already */
+  plan?: LeafPlan;
   onProgress?: (doneLeaves: number, totalLeaves: number) => void;
 }
 
@@ -194,7 +196,7 @@ export async function runAudit(img: GuestImage, tool: ToolstackView, guest: Gues
   const jobs = opts.jobs;
   if (!Number.isInteger(jobs) || jobs < 1) throw new RangeError(`--jobs must be an integer ≥ 1, got ${jobs}`);
   if (!img.path) throw new Error('runAudit needs a file-backed image (path is empty); use auditInProcess');
-  const plan = planLeaves(tool, guest);
+  const plan = opts.plan ?? planLeaves(tool, guest);
   const shards = planShards(plan.activeLeaves, jobs);
   const threads = Math.max(1, Math.min(jobs, shards.length));
   const result: AuditRanges = { ranges: [], endPfn: plan.leaves * P2M_PER_PAGE, leaves: plan.leaves, tBoundPfn: plan.tBoundPfn, shards: shards.length, threads };
@@ -263,9 +265,9 @@ export function auditInProcess(
   img: GuestImage,
   tool: ToolstackView,
   guest: GuestView,
-  opts: { onProgress?: (doneLeaves: number, totalLeaves: number) => void } = {},
+  opts: { onProgress?: (doneLeaves: number, totalLeaves: number) => void; plan?: LeafPlan } = {},
 ): AuditRanges {
-  const plan = planLeaves(tool, guest);
+  const plan = opts.plan ?? planLeaves(tool, guest);
   const shards = planShards(plan.activeLeaves, 1);
   const src = new ImageFrameSource(img);
   const sink = new RangeSink();
