@@ -147,14 +147,16 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--jobs <n>', 'worker threads shared by all files', parseJobs, Math.max(1, os.availableParallelism()))
     .option('--out <file>', 'append each result to this JSON-lines log as it completes (flushed per line)')
     .option('--resume', 'skip files already in the --out log (same path, size and mtime)')
+    .option('--system-map <file>', 'kernel symbols (System.map or /proc/kallsyms, plain or .gz) for save and dump-core files that have no FILE.map beside them')
     .option('--no-progress', 'no progress bar (it is only drawn when stderr is a terminal)')
-    .action(async (paths: string[], o: { json?: boolean; jobs: number; out?: string; resume?: boolean; progress: boolean }) => {
+    .action(async (paths: string[], o: { json?: boolean; jobs: number; out?: string; resume?: boolean; systemMap?: string; progress: boolean }) => {
       const { runScan } = await import('./scan/scan.js');
       const { exitCode } = await runScan(paths, {
         jobs: o.jobs,
         json: Boolean(o.json),
         out: o.out,
         resume: Boolean(o.resume),
+        systemMap: o.systemMap,
         progress: o.progress,
         write: (line) => process.stdout.write(line + '\n'),
       });

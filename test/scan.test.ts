@@ -17,6 +17,10 @@ import { expandGlob, globMatch, hasGlobMagic } from '../src/scan/glob.js';
 import { parseResultLine, SCAN_SCHEMA } from '../src/scan/results.js';
 import { collectFiles, parseFaultHook, runScan, SUMMARY_SCHEMA, type ScanOptions } from '../src/scan/scan.js';
 import { shardThreshold } from '../src/scan/scheduler.js';
+import { emulateScenario, listScenarios } from '../src/corpora/scenario.js';
+import { writeSaveStream } from '../src/image/stream-writer.js';
+import { formatSystemMap } from '../src/image/symbols.js';
+import { writeXcCore } from '../src/image/xc-core-writer.js';
 
 const repo = path.resolve(__dirname, '..');
 const scenarioDir = path.join(repo, 'corpora/scenarios');
@@ -435,5 +439,57 @@ process.stdout.write(JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS,
     expect(m.audited).toBe(400);
     expect(m.exitCode).toBe(1);
     expect(m.maxRssKiB).toBeLessThan(512 * 1024);
+  });
+});
+
+describe('--system-map for save and dump-core files without FILE.map', () => {
+  // seed-backport: FATAL with 97 uncovered pages (corpora/scenarios/seed-backport.json); its save stream
+  // and dump-core carry no symbols, so each needs FILE.map beside it or --system-map.
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-audit-scan-map-'));
+  afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+  const scenario = listScenarios(scenarioDir).find((s) => s.name === 'seed-backport')!;
+  const g = emulateScenario(scenario);
+  const dumps = path.join(work, 'dumps');
+  fs.mkdirSync(dumps);
+  const save = path.join(dumps, 'guest.save');
+  const core = path.join(dumps, 'guest.core');
+  writeSaveStream(g.image, save, { wrapper: 'xl' });
+  writeXcCore(g.image, core);
+  const map = path.join(work, 'System.map');
+  fs.writeFileSync(map, formatSystemMap(g.image.symbols));
+
+  it('without it: one-line errors naming the missing symbols, exit 2', async () => {
+    const r = await scan([dumps]);
+    expect(r.exitCode).toBe(2);
+    const sorted = [...r.results].sort((a, b) => a.file.localeCompare(b.file)); // completion order varies
+    expect(sorted.map((x) => [path.basename(x.file), x.status])).toEqual([
+      ['guest.core', 'error'],
+      ['guest.save', 'error'],
+    ]);
+    for (const x of r.results) expect(x.reason).toMatch(/no kernel symbols \(give --system-map\)/);
+  });
+
+  it('with it: both audited, FATAL with the scenario\'s 97 pages; FILE.map beside an image wins', async () => {
+    const r = await scan([dumps], { systemMap: map });
+    expect(r.exitCode).toBe(1);
+    const sorted = [...r.results].sort((a, b) => a.file.localeCompare(b.file)); // completion order varies
+    expect(sorted.map((x) => [path.basename(x.file), x.status, x.verdict, x.fatalPages])).toEqual([
+      ['guest.core', 'audited', 'FATAL', 97],
+      ['guest.save', 'audited', 'FATAL', 97],
+    ]);
+    // a FILE.map beside the save whose symbols are useless: it is preferred, so that file fails
+    const wrong = save + '.map';
+    fs.writeFileSync(wrong, 'ffffffff81000000 T _text\n');
+    try {
+      const r2 = await scan([save], { systemMap: map });
+      expect(r2.results[0]!.status).toBe('error');
+      expect(r2.results[0]!.reason).toMatch(/no p2m symbols found/);
+    } finally {
+      fs.rmSync(wrong);
+    }
+  });
+
+  it('a --system-map that cannot be read is an input error before any file is scanned', async () => {
+    await expect(scan([dumps], { systemMap: path.join(work, 'missing.map') })).rejects.toThrow(InputError);
   });
 });

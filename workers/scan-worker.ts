@@ -16,6 +16,8 @@
 import { auditImage } from '../src/audit/audit-image.js';
 import { InputError } from '../src/image/guest-image.js';
 import { openImage } from '../src/image/open-image.js';
+import { loadSymbols } from '../src/image/symbols.js';
+import type { SymbolTable } from '../src/image/guest-image.js';
 import { EXIT_INPUT_ERROR } from '../src/report/classify.js';
 import auditShard, { type AuditTask } from './audit-worker.js';
 
@@ -38,6 +40,21 @@ interface TaskBase {
 export interface FileTask extends TaskBase {
   kind: 'file';
   path: string;
+  /** scan --system-map: symbols for images that carry none and have no PATH.map beside them */
+  systemMap: string | null;
+}
+
+/** --system-map tables this thread has loaded, by path (one parse per worker, not per file). */
+const symbolTables = new Map<string, SymbolTable>();
+
+function defaultSymbols(file: string | null): SymbolTable | undefined {
+  if (file === null) return undefined;
+  let t = symbolTables.get(file);
+  if (t === undefined) {
+    t = loadSymbols(file);
+    symbolTables.set(file, t);
+  }
+  return t;
 }
 
 export interface ShardTask extends TaskBase {
@@ -67,7 +84,7 @@ function maybeFault(task: ScanTask, path: string): void {
 async function auditWhole(task: FileTask): Promise<FileOutcome> {
   let format: string | null = null;
   try {
-    const img = openImage(task.path);
+    const img = openImage(task.path, { defaultSymbols: defaultSymbols(task.systemMap) });
     format = img.format;
     try {
       maybeFault(task, task.path); // mid-file: the image is open

@@ -52,17 +52,21 @@ export function readHead(path: string): Buffer {
   }
 }
 
-/** Open an image of any supported format. `symbols`: kernel symbols for formats that carry none. */
-export function openImage(path: string, opts: { symbols?: SymbolTable } = {}): GuestImage {
+/**
+ * Open an image of any supported format. For formats that carry no kernel symbols (save streams, dump-core
+ * files): `symbols` if given, else PATH.map beside the image, else `defaultSymbols` (scan --system-map).
+ */
+export function openImage(path: string, opts: { symbols?: SymbolTable; defaultSymbols?: SymbolTable } = {}): GuestImage {
   const d = detectFormat(readHead(path));
+  const symbols = (): SymbolTable | undefined => opts.symbols ?? symbolsBeside(path) ?? opts.defaultSymbols;
   switch (d.format) {
     case 'p2ms':
       return openP2ms(path);
     case 'xl-save':
     case 'libxc-stream':
-      return openStream(path, { symbols: opts.symbols ?? symbolsBeside(path) ?? undefined });
+      return openStream(path, { symbols: symbols() });
     case 'xc-core':
-      return openXcCore(path, { symbols: opts.symbols ?? symbolsBeside(path) ?? undefined });
+      return openXcCore(path, { symbols: symbols() });
     default:
       throw new InputError(`${path}: offset 0: not a supported image (${d.description}); expected a .p2ms snapshot, an xl save file or libxc stream, or an xl dump-core (xc_core ELF) file`);
   }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { auditImage } from '../audit/audit-image.js';
 import { InputError } from '../image/guest-image.js';
 import { detectFormat, openImage, readHead } from '../image/open-image.js';
+import { loadSymbols } from '../image/symbols.js';
 import { EXIT_INPUT_ERROR, pagesToMib } from '../report/classify.js';
 import type { FaultHook } from '../../workers/scan-worker.js';
 import { collectEntries, type ScanEntry } from './collect.js';
@@ -43,6 +44,8 @@ export interface ScanOptions {
   signal?: AbortSignal;
   /** test hook (docs/scan.md); defaults to the P2M_AUDIT_SCAN_FAULT environment variable */
   fault?: FaultHook | null;
+  /** kernel symbols (System.map / kallsyms) for images that carry none and have no FILE.map beside them */
+  systemMap?: string;
 }
 
 export interface ScanOutcome {
@@ -84,6 +87,8 @@ export async function runScan(paths: string[], opts: ScanOptions): Promise<ScanO
   if (paths.length === 0) throw new InputError('scan: give at least one file, directory or glob');
   if (opts.resume && !opts.out) throw new InputError('--resume needs --out FILE (the results log to resume from)');
   const fault = opts.fault !== undefined ? opts.fault : parseFaultHook(process.env[FAULT_ENV]);
+  // a bad --system-map is an input error before any file is scanned
+  const systemMap = opts.systemMap ? { path: path.resolve(opts.systemMap), symbols: loadSymbols(opts.systemMap) } : undefined;
   const t0 = performance.now();
 
   const { entries, problems } = collectEntries(paths);
@@ -134,6 +139,7 @@ export async function runScan(paths: string[], opts: ScanOptions): Promise<ScanO
     scheduler = new ScanScheduler(todo, {
       jobs: opts.jobs,
       fault,
+      systemMap,
       onResult: (entry, r, ms) => emit(fullResult(entry, r, ms), entry.size),
       onProgress: progress ? (f, b) => progress!.advance(f, b) : undefined,
     });

@@ -20,6 +20,7 @@ import { planShards, SHARDS_PER_WORKER, type Shard } from '../audit/shard-plan.j
 import { readGuestView } from '../guest/guest-view.js';
 import { InputError, type GuestImage } from '../image/guest-image.js';
 import { detectFormat, openImage, readHead } from '../image/open-image.js';
+import type { SymbolTable } from '../image/guest-image.js';
 import { buildReport, EXIT_INPUT_ERROR, type Verdict } from '../report/classify.js';
 import { mapP2m } from '../toolstack/toolstack-view.js';
 import type { FaultHook, FileOutcome, ScanTask, ShardTask } from '../../workers/scan-worker.js';
@@ -61,6 +62,8 @@ export type PartialResult = Pick<ScanResult, 'status' | 'format' | 'verdict' | '
 export interface SchedulerOptions {
   jobs: number;
   fault: FaultHook | null;
+  /** scan --system-map: its path (for the workers) and its table (for large files opened here) */
+  systemMap?: { path: string; symbols: SymbolTable };
   /** once per file, in completion order */
   onResult: (entry: ScanEntry, r: PartialResult, ms: number) => void;
   /** work done: whole files and bytes (a large file's bytes arrive shard by shard) */
@@ -258,7 +261,7 @@ export class ScanScheduler {
     if (format === null) return false;
     this.inflight++;
     this.tasks++;
-    this.pool.run({ kind: 'file', path: entry.file, attempt: 1, fault: this.opts.fault }).then(
+    this.pool.run({ kind: 'file', path: entry.file, systemMap: this.opts.systemMap?.path ?? null, attempt: 1, fault: this.opts.fault }).then(
       (out) => {
         this.inflight--;
         this.finishSmall(entry, format, out as FileOutcome, 1, started);
@@ -289,7 +292,7 @@ export class ScanScheduler {
     if (format === null) return null;
     let img: GuestImage | null = null;
     try {
-      img = openImage(entry.file);
+      img = openImage(entry.file, { defaultSymbols: this.opts.systemMap?.symbols });
       const tool = mapP2m(img);
       if (tool.absentFrame !== undefined) {
         throw new InputError(`${entry.file}: the ${tool.method} walk's ${tool.failure}: the frame list points outside the image`);
@@ -426,7 +429,7 @@ export class ScanScheduler {
   private async retrySmall(pool: Piscina<ScanTask, FileOutcome | Float64Array>, item: SmallRetry): Promise<void> {
     this.tasks++;
     try {
-      const out = await pool.run({ kind: 'file', path: item.entry.file, attempt: RETRY_ATTEMPT, fault: this.opts.fault });
+      const out = await pool.run({ kind: 'file', path: item.entry.file, systemMap: this.opts.systemMap?.path ?? null, attempt: RETRY_ATTEMPT, fault: this.opts.fault });
       this.finishSmall(item.entry, item.format, out as FileOutcome, RETRY_ATTEMPT, item.started);
     } catch (e) {
       this.fail(item.entry, item.format, `worker failed twice (first: ${item.error}; retry: ${oneLine(e)})`, item.started, RETRY_ATTEMPT);

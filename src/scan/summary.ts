@@ -171,6 +171,7 @@ export function renderSummary(s: ScanSummary): string[] {
   const w2 = Math.max('files'.length, ...VERDICTS.map((v) => String(s.verdicts[v]).length));
   out.push(`  ${'verdict'.padEnd(w1)}  ${'files'.padStart(w2)}`);
   for (const v of VERDICTS) out.push(`  ${v.padEnd(w1)}  ${String(s.verdicts[v]).padStart(w2)}`);
+  if (s.errors || s.skipped) out.push(`  (not audited: ${s.errors} errors, ${s.skipped} skipped)`);
   out.push(`  fatal: ${s.fatalPages} pages (${formatMib(s.fatalMib)} MiB) at risk in all`);
   if (s.worst.length) {
     out.push('worst files:');
