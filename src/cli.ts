@@ -96,7 +96,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .command('audit <file>')
     .description('compare the toolstack view (as save/restore walks it) with the guest\'s own p2m, page by page, and classify every difference')
     .option('--json', 'JSON output (schema p2m-audit/audit@1, see docs/json-report.md)')
-    .option('--jobs <n>', 'worker threads (guests up to 16 GiB are audited on the main thread: starting workers would cost more)', parseJobs, Math.max(1, os.availableParallelism()))
+    .option('--jobs <n>', 'worker threads (guests up to 512 GiB are audited on the main thread: starting workers would cost more)', parseJobs, Math.max(1, os.availableParallelism()))
     .addOption(new Option('--method <m>', 'force the toolstack walk: tree (frame list, as crash and Xen < 4.7) or list (linear p2m)').choices(['tree', 'list']))
     .option('--system-map <file>', 'kernel symbols (System.map or /proc/kallsyms, plain or .gz) for images that carry none (default: FILE.map beside the image)')
     .option('--svg <file>', 'also draw the pfn space (e820 regions, guest classes, remapped holes, the toolstack bound, fatal ranges) as an SVG picture')

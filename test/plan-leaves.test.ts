@@ -2,12 +2,12 @@
 // missing page become one range), repeatedFrames (the guest view's search for a leaf frame that backs
 // several leaves) and auditImage's choice of thread (small guests on the calling thread), each against an
 // independent derivation: the tail against classifying every leaf one by one, repeatedFrames against
-// counting with a Map, the thread choice against the same audit run with jobs 0.
+// counting with a Map, the thread choice against the JS path (auditInProcess).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { auditImage, IN_PROCESS_MAX_LEAVES } from '../src/audit/audit-image.js';
+import { auditImage, IN_THREAD_MAX_LEAVES, IN_THREAD_MAX_LEAVES_WARM } from '../src/audit/audit-image.js';
 import { openImage } from '../src/image/open-image.js';
 import type { E820Entry, GuestImage } from '../src/image/guest-image.js';
 import { emulate } from '../src/kernel/emulate.js';
@@ -15,7 +15,7 @@ import { findProfile } from '../src/kernel/profiles.js';
 import { writeEmulatedP2ms } from '../src/kernel/snapshot.js';
 import { ALL_INVALID_PAGE, classifyLeaf, RangeSink } from '../src/audit/compare-leaf.js';
 import { GuestLeaf, PFN_CLASS_NAMES, PfnClass, ToolLeaf, type GuestView, type ToolstackView } from '../src/audit/leaf-map.js';
-import { addTail, auditInProcess, planLeaves } from '../src/audit/run-audit.js';
+import { addTail, auditInProcess, createAuditPool, planLeaves } from '../src/audit/run-audit.js';
 import { repeatedFrames } from '../src/guest/guest-view.js';
 import { E820_RAM, P2M_PER_PAGE, PAGE_SIZE } from '../src/xen/abi.js';
 import { guestView, toolView } from './helpers/views.js';
@@ -197,27 +197,31 @@ describe('auditImage: small guests on the calling thread, large ones on the pool
     return file;
   }
 
-  // IN_PROCESS_MAX_LEAVES = 8192 leaves = 16 GiB: 2 GiB (1025 active leaves) stays in process, 20 GiB
-  // (10 241) goes to the pool; either way the report equals the one classified on the calling thread.
+  // Without a running pool, workers are started only past IN_THREAD_MAX_LEAVES (262 144 leaves = 512 GiB);
+  // with one (scan), past IN_THREAD_MAX_LEAVES_WARM (8192 = 16 GiB). 2 GiB has 1025 active leaves, 20 GiB
+  // 10 241. Either way the ranges equal those of the JS path (auditInProcess through readFrame).
+  const files = new Map<number, string>();
+  const fileOf = (gib: number): string => {
+    if (!files.has(gib)) files.set(gib, emulated(gib));
+    return files.get(gib)!;
+  };
   it.each([
-    [2, 0],
-    [20, 2],
-  ])('%i GiB guest, --jobs 2: %i worker threads, the same report as jobs 0', async (guestGiB, threads) => {
-    expect(IN_PROCESS_MAX_LEAVES).toBe(8192);
-    const file = emulated(guestGiB);
-    const run = async (jobs: number) => {
-      const img = openImage(file);
-      try {
-        return await auditImage(img, { jobs });
-      } finally {
-        img.close();
-      }
-    };
-    const two = await run(2);
-    const zero = await run(0);
-    expect(two.audit.threads).toBe(threads);
-    expect(zero.audit.threads).toBe(0);
-    expect(two.audit.ranges).toEqual(zero.audit.ranges);
-    expect(two.report.verdict).toBe('CLEAN');
+    [2, false, 0],
+    [20, false, 0],
+    [2, true, 0],
+    [20, true, 2],
+  ])('%i GiB guest, --jobs 2, pool running %s: %i worker threads, the ranges of the JS path', async (guestGiB, withPool, threads) => {
+    expect([IN_THREAD_MAX_LEAVES, IN_THREAD_MAX_LEAVES_WARM]).toEqual([262144, 8192]);
+    const img = openImage(fileOf(guestGiB));
+    const pool = withPool ? createAuditPool(2) : undefined;
+    try {
+      const out = await auditImage(img, { jobs: 2, pool });
+      expect(out.audit.threads).toBe(threads);
+      expect(out.audit.ranges).toEqual(auditInProcess(img, out.tool, out.guest).ranges);
+      expect(out.report.verdict).toBe('CLEAN');
+    } finally {
+      img.close();
+      await pool?.destroy();
+    }
   });
 });

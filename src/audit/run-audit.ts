@@ -12,7 +12,7 @@ import { P2M_PER_PAGE, PAGE_SIZE } from '../xen/abi.js';
 import { classifyShard, RangeSink, type LeafPageSource } from './compare-leaf.js';
 import { GuestLeaf, PfnClass, ToolLeaf, type ClassRange, type GuestView, type PfnClassCode, type ToolstackView } from './leaf-map.js';
 import { planShards, type Shard } from './shard-plan.js';
-import type { AuditTask } from '../../workers/audit-worker.js';
+import { readShard, type AuditTask } from './shard-reader.js';
 
 /** Exact per-class totals of an audit (ranges beyond MAX_KEPT_RANGES are counted, not kept). */
 export interface RangeStats {
@@ -239,6 +239,30 @@ export async function runAudit(img: GuestImage, tool: ToolstackView, guest: Gues
   } finally {
     if (!opts.pool) await pool.destroy();
   }
+}
+
+/**
+ * The workers' code (shard-reader.ts readShard: batched reads, wasm page flags) on the calling thread, for
+ * a file-backed image whose guest is too small to be worth starting worker threads for.
+ */
+export function auditOnThisThread(
+  img: GuestImage,
+  tool: ToolstackView,
+  guest: GuestView,
+  opts: { onProgress?: (doneLeaves: number, totalLeaves: number) => void; plan?: LeafPlan } = {},
+): AuditRanges {
+  if (!img.path) throw new Error('auditOnThisThread needs a file-backed image (path is empty); use auditInProcess');
+  const plan = opts.plan ?? planLeaves(tool, guest);
+  const shards = planShards(plan.activeLeaves, 1);
+  const sink = new RangeSink();
+  let done = 0;
+  for (const s of shards) {
+    sink.addPacked(readShard(shardTask(img, plan, s)));
+    done += s.endLeaf - s.firstLeaf;
+    opts.onProgress?.(done, plan.activeLeaves);
+  }
+  addTail(sink, plan);
+  return { ranges: sink.toRanges(), stats: sinkStats(sink), endPfn: plan.leaves * P2M_PER_PAGE, leaves: plan.leaves, tBoundPfn: plan.tBoundPfn, shards: shards.length, threads: 0 };
 }
 
 /** Pages through GuestImage.readFrame, copied into own buffers (readFrame may reuse its scratch page). */
