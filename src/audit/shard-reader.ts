@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { classifyShard, PAGE_FLAGS_UNKNOWN, RangeSink, type LeafPageSource } from './compare-leaf.js';
 import { LeafScanBatch } from './leaf-scan.js';
 import { PAGE_SIZE } from '../xen/abi.js';
+import { readAt } from '../image/file-io.js';
 
 /** One shard, as run-audit.ts posts it. Offsets are file offsets of 4 KiB frames. */
 export interface AuditTask {
@@ -31,17 +32,6 @@ export interface AuditTask {
 
 /** Pages per positional read when leaf pages sit at consecutive offsets (128 KiB). */
 const READ_BATCH_PAGES = 32;
-
-/** Read `length` bytes at `position`, tolerating short reads; returns the bytes actually read. */
-function readFully(fd: number, buf: Buffer, length: number, position: number): number {
-  let done = 0;
-  while (done < length) {
-    const n = fs.readSync(fd, buf, done, length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
-}
 
 /** One side's reader: a reusable batch buffer (in wasm memory), pre-cut into page views (no allocation per leaf). */
 class BatchedPageReader {
@@ -89,7 +79,7 @@ class BatchedPageReader {
     let run = 1;
     while (run < READ_BATCH_PAGES && i + run < this.locs.length && this.locs[i + run] === loc + run * step) run++;
     const start = step > 0 ? loc : loc - (run - 1) * PAGE_SIZE;
-    const bytes = readFully(this.fd, this.buf, run * PAGE_SIZE, start);
+    const bytes = readAt(this.fd, this.buf, start, run * PAGE_SIZE);
     this.batchFirst = i;
     this.batchDesc = step < 0;
     if (bytes < run * PAGE_SIZE) {
