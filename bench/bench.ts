@@ -68,6 +68,8 @@ type Section = (typeof SECTIONS)[number];
 const JOBS = [1, 2] as const;
 /** Untimed engine runs per pool before the timed ones: a long-lived caller has audited a few files already. */
 const ENGINE_WARMUP_RUNS = 3;
+/** Timed engine rounds at least (each with its own cat): a 64 GiB engine run takes ~25 ms, so medians of 3 are noisy. */
+const ENGINE_MIN_REPS = 10;
 /** Emulation seed (machine-frame shuffle); fixed so runs are comparable. */
 const SEED = 1;
 
@@ -506,7 +508,7 @@ function classesOf(report: { verdict: string; classes: Record<string, { pages: n
 
 /**
  * openImage + auditImage(img, {jobs: N, pool}) + close on a pool of N threads started (and warmed by one
- * untimed run) beforehand; `reps` timed runs per N, each after a `cat` (appended to catSamples) so the
+ * untimed run) beforehand; max(reps, ENGINE_MIN_REPS) timed runs per N, each after a `cat` (appended to catSamples) so the
  * engine and cat see the same page cache and load. Every run must classify the pages as the child did.
  */
 async function benchEngine(
@@ -536,7 +538,7 @@ async function benchEngine(
       for (let w = 0; w < ENGINE_WARMUP_RUNS; w++) await once(j); // warm-up: JIT, the pool's threads, their readers
       out[`j${j}`] = { samplesS: [], medianS: NaN };
     }
-    for (let rep = 0; rep < reps; rep++) {
+    for (let rep = 0; rep < Math.max(reps, ENGINE_MIN_REPS); rep++) {
       const c = await runner.run('cat', [file], { stdoutFile: '/dev/null', measureRss: false });
       checkCat(c, 'cat');
       catSamples.push(c.wallS);
