@@ -1343,8 +1343,8 @@ function reportP2ms(results: SizeResult[]): { text: string; goals: Goal[]; scali
       return [String(r.sizeGiB), ...againstCat(r.cat, j1, j2, f2), child && j2 ? f3(child.medianS - j2.medianS) : '-'];
     }),
   );
-  s += '\nIn-process path (main thread, GuestImage.readFrame): auditImage(img, {jobs: 0}) = walks + guest view + per-leaf loop + report;\n';
-  s += 'loop = auditInProcess alone on the same views. leaves = audited 512-pfn leaves, page-backed = leaves with a guest leaf page\n';
+  s += '\nOne thread: auditImage(img, {jobs: 0}) = walks + guest view + the shard reader on the main thread (batched reads, wasm flags) + report;\n';
+  s += 'loop = auditInProcess alone on the same views (GuestImage.readFrame, JS scans: the reference path). leaves = audited 512-pfn leaves, page-backed = leaves with a guest leaf page\n';
   s += table(
     ['guest GiB', 'auditImage s', 'leaves', 'leaves/s', 'page-backed', 'page leaves/s', 'loop s', 'loop page leaves/s', 'loop MiB/s'],
     results.map((r) => {
