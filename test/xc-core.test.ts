@@ -304,6 +304,18 @@ describe('reader: bad input', () => {
     expect(msg).toMatch(want);
   });
 
+  // magic numbers: RFC 1952 (gzip), the xz and zstd format specifications, bzip2's "BZh"
+  it.each([
+    ['gzip', [0x1f, 0x8b, 0x08, 0x00], 'zcat'],
+    ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04], 'xzcat'],
+    ['zstd', [0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x00], 'zstdcat'],
+    ['bzip2', [0x42, 0x5a, 0x68, 0x39, 0x31, 0x41], 'bzcat'],
+  ])('a %s-compressed file is not an image, and the reason says how to decompress it', (name, bytes, tool) => {
+    const d = detectFormat(Buffer.from(bytes as number[]));
+    expect(d.format).toBeNull();
+    expect(d.description).toBe(`${name}-compressed data: decompress it first (${tool} FILE > FILE.raw)`);
+  });
+
   it('content detection sends any ELF to the dump-core reader; p2ms detection is unchanged', () => {
     expect(detectFormat(readHead(tinyFile)).format).toBe('xc-core');
     const img = openImage(tinyFile);

@@ -15,6 +15,17 @@ export interface DetectedFormat {
   description: string;
 }
 
+/**
+ * Compressed containers dumps are often kept in (magic numbers from RFC 1952, the xz and zstd file-format
+ * specifications and bzip2's 'BZh'). Images are read at random offsets, so they must be decompressed first.
+ */
+const COMPRESSED: readonly { magic: readonly number[]; name: string; tool: string }[] = [
+  { magic: [0x1f, 0x8b], name: 'gzip', tool: 'zcat' },
+  { magic: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], name: 'xz', tool: 'xzcat' },
+  { magic: [0x28, 0xb5, 0x2f, 0xfd], name: 'zstd', tool: 'zstdcat' },
+  { magic: [0x42, 0x5a, 0x68], name: 'bzip2', tool: 'bzcat' },
+];
+
 /** Recognise a file's format from its first bytes. */
 export function detectFormat(head: Buffer): DetectedFormat {
   if (isP2ms(head)) return { format: 'p2ms', description: 'p2m-audit snapshot' };
@@ -22,6 +33,11 @@ export function detectFormat(head: Buffer): DetectedFormat {
   if (isLibxcStream(head)) return { format: 'libxc-stream', description: 'libxc migration stream' };
   // any ELF goes to the xc_core reader, which requires ELFCLASS64 ET_CORE with a .note.Xen section
   if (isElf(head)) return { format: 'xc-core', description: 'ELF file (xl dump-core when it has .note.Xen)' };
+  for (const c of COMPRESSED) {
+    if (head.length >= c.magic.length && c.magic.every((b, i) => head[i] === b)) {
+      return { format: null, description: `${c.name}-compressed data: decompress it first (${c.tool} FILE > FILE.raw)` };
+    }
+  }
   const hex = head.subarray(0, 8).toString('hex');
   return { format: null, description: head.length === 0 ? 'empty file' : `unrecognised content (first bytes ${hex})` };
 }
