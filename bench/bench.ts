@@ -502,7 +502,12 @@ function checkCat(r: ChildResult, what: string): void {
 }
 
 /** The verdict and per-class page counts of a report: what must not change between ways of running the audit. */
-function classesOf(report: { verdict: string; classes: Record<string, { pages: number }> }): string {
+interface ClassCounts {
+  verdict: string;
+  classes: Record<string, { pages: number }>;
+}
+
+function classesOf(report: ClassCounts): string {
   return JSON.stringify([report.verdict, Object.fromEntries(Object.entries(report.classes).map(([k, v]) => [k, v.pages]))]);
 }
 
@@ -518,7 +523,7 @@ async function benchEngine(
   runner: Runner,
   catSamples: number[],
 ): Promise<NonNullable<SizeResult['engine']>> {
-  const want = classesOf(JSON.parse(childReport) as { verdict: string; classes: Record<string, { pages: number }> });
+  const want = classesOf(JSON.parse(childReport) as ClassCounts);
   const out: NonNullable<SizeResult['engine']> = {};
   const pools = new Map(JOBS.map((j) => [j, createAuditPool(j)] as const));
   try {
@@ -527,7 +532,7 @@ async function benchEngine(
       const img = openImage(file);
       try {
         const r = await auditImage(img, { jobs: j, pool: pools.get(j as (typeof JOBS)[number]) });
-        const got = classesOf({ verdict: r.report.verdict, classes: r.report.classes });
+        const got = classesOf(r.report);
         if (got !== want) throw new Error(`the engine with ${j} thread(s) classified the pages differently from the audit child`);
       } finally {
         img.close();
@@ -626,7 +631,7 @@ async function benchSize(sizeGiB: number, opts: Options, runner: Runner, tmp: st
     let leaves = 0;
     let pageLeaves = 0;
     let same = true;
-    const refClasses = JSON.stringify(Object.fromEntries(Object.entries(warm['classes'] as Record<string, { pages: number }>).map(([k, v]) => [k, v.pages])));
+    const refClasses = classesOf(warm as unknown as ClassCounts);
     for (let rep = -1; rep < opts.reps; rep++) {
       // rep −1 is an untimed warm-up (JIT), so the first size is not penalised
       const img = openImage(file);
@@ -643,8 +648,7 @@ async function benchSize(sizeGiB: number, opts: Options, runner: Runner, tmp: st
         leaves = out.audit.leaves;
         pageLeaves = 0;
         for (const k of out.guest.kinds) if (k === GuestLeaf.PAGE) pageLeaves++;
-        const classes = JSON.stringify(Object.fromEntries(Object.entries(out.report.classes).map(([k, v]) => [k, v.pages])));
-        if (out.report.verdict !== res.verdict || classes !== refClasses) same = false;
+        if (classesOf(out.report) !== refClasses) same = false;
       } finally {
         img.close();
       }

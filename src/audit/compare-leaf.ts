@@ -16,7 +16,7 @@
 // worker computes them for a whole read batch in WebAssembly SIMD, src/audit/leaf-scan.ts); with them the
 // fast path's "every high word 0" and "all INVALID" tests are a bit test instead of a scan of the page.
 // Without them (auditInProcess, the JS fallback) the page is scanned here; the ranges are the same.
-import os from 'node:os';
+import { pageWords } from '../image/page-words.js';
 import {
   FOREIGN_FRAME_HI,
   IDENTITY_FRAME_HI,
@@ -40,8 +40,6 @@ const WORD_BYTES = Uint32Array.BYTES_PER_ELEMENT;
 const WORDS_PER_ENTRY = P2M_ENTRY_SIZE / WORD_BYTES;
 const WORDS_PER_PAGE = PAGE_SIZE / WORD_BYTES;
 const HI_WORD = 1;
-/** Typed-array views read native byte order: on a little-endian host they read the entries' words directly. */
-const LITTLE_ENDIAN_HOST = os.endianness() === 'LE';
 /** High-word bits that make an entry "not an mfn" for the toolstack (bit 62 identity, bit 63 foreign/INVALID). */
 export const TOOL_INVALID_HI = (IDENTITY_FRAME_HI | FOREIGN_FRAME_HI) >>> 0;
 /** Numbers per range in the flat Float64Array form: [start, end, cls]. */
@@ -206,19 +204,9 @@ export interface ToolLeafInput {
   flags?: number;
 }
 
-/** Aligned scratch pages for the rare page that cannot be viewed in place (misaligned, big-endian host). */
-const gScratch = Buffer.alloc(PAGE_SIZE);
-const tScratch = Buffer.alloc(PAGE_SIZE);
-const gScratchWords = new Uint32Array(gScratch.buffer, gScratch.byteOffset, WORDS_PER_PAGE);
-const tScratchWords = new Uint32Array(tScratch.buffer, tScratch.byteOffset, WORDS_PER_PAGE);
-
-/** The page as u32 words in entry order (lo, hi, lo, hi, …): a view in place, else a copy in `scratch`. */
-function wordsOf(page: Buffer, scratch: Buffer, scratchWords: Uint32Array): Uint32Array {
-  if (LITTLE_ENDIAN_HOST && page.byteOffset % WORD_BYTES === 0) return new Uint32Array(page.buffer, page.byteOffset, WORDS_PER_PAGE);
-  page.copy(scratch, 0, 0, PAGE_SIZE);
-  if (!LITTLE_ENDIAN_HOST) scratch.swap32();
-  return scratchWords;
-}
+/** Scratch words for the rare page that cannot be viewed in place (misaligned, big-endian host). */
+const gScratchWords = new Uint32Array(WORDS_PER_PAGE);
+const tScratchWords = new Uint32Array(WORDS_PER_PAGE);
 
 /** True when every entry's high word is 0: plain RAM with mfn < 2^32, no markers, no INVALID. */
 function allHiWordsZero(w: Uint32Array): boolean {
@@ -276,7 +264,7 @@ export function classifyLeaf(
       out.add(coveredEnd, end, benign);
       return;
     }
-    const tw = wordsOf(tPage!, tScratch, tScratchWords);
+    const tw = pageWords(tPage!, tScratchWords);
     const n = coveredEnd - firstPfn;
     let runStart = firstPfn;
     let runCls: number = -1;
@@ -302,15 +290,15 @@ export function classifyLeaf(
     (gFlags === PAGE_FLAGS_UNKNOWN || (gFlags & PAGE_FLAG_HI_WORDS_ZERO) !== 0) &&
     (coveredEnd === firstPfn || (tPage !== null && (t.samePage || Buffer.compare(gp, tPage) === 0)))
   ) {
-    if (gFlags !== PAGE_FLAGS_UNKNOWN || allHiWordsZero((gw = wordsOf(gp, gScratch, gScratchWords)))) {
+    if (gFlags !== PAGE_FLAGS_UNKNOWN || allHiWordsZero((gw = pageWords(gp, gScratchWords)))) {
       out.add(firstPfn, coveredEnd, PfnClass.RAM);
       out.add(coveredEnd, end, PfnClass.UNCOVERED);
       return;
     }
   }
 
-  gw ??= wordsOf(gp, gScratch, gScratchWords);
-  const tw = tPage !== null ? (t.samePage ? gw : wordsOf(tPage, tScratch, tScratchWords)) : gw;
+  gw ??= pageWords(gp, gScratchWords);
+  const tw = tPage !== null ? (t.samePage ? gw : pageWords(tPage, tScratchWords)) : gw;
   let runStart = firstPfn;
   let runCls: number = -1;
   for (let i = 0, lo = 0; i < P2M_PER_PAGE; i++, lo += WORDS_PER_ENTRY) {

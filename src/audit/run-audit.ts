@@ -241,28 +241,34 @@ export async function runAudit(img: GuestImage, tool: ToolstackView, guest: Gues
   }
 }
 
-/**
- * The workers' code (shard-reader.ts readShard: batched reads, wasm page flags) on the calling thread, for
- * a file-backed image whose guest is too small to be worth starting worker threads for.
- */
-export function auditOnThisThread(
-  img: GuestImage,
-  tool: ToolstackView,
-  guest: GuestView,
-  opts: { onProgress?: (doneLeaves: number, totalLeaves: number) => void; plan?: LeafPlan } = {},
-): AuditRanges {
-  if (!img.path) throw new Error('auditOnThisThread needs a file-backed image (path is empty); use auditInProcess');
+/** Options of the two on-this-thread audits. */
+interface HereOptions {
+  onProgress?: (doneLeaves: number, totalLeaves: number) => void;
+  plan?: LeafPlan;
+}
+
+/** Run `classify` over the plan's shards on this thread, in order, then close the ranges with the tail. */
+function auditHere(tool: ToolstackView, guest: GuestView, opts: HereOptions, classify: (plan: LeafPlan, s: Shard, sink: RangeSink) => void): AuditRanges {
   const plan = opts.plan ?? planLeaves(tool, guest);
   const shards = planShards(plan.activeLeaves, 1);
   const sink = new RangeSink();
   let done = 0;
   for (const s of shards) {
-    sink.addPacked(readShard(shardTask(img, plan, s)));
+    classify(plan, s, sink);
     done += s.endLeaf - s.firstLeaf;
     opts.onProgress?.(done, plan.activeLeaves);
   }
   addTail(sink, plan);
   return { ranges: sink.toRanges(), stats: sinkStats(sink), endPfn: plan.leaves * P2M_PER_PAGE, leaves: plan.leaves, tBoundPfn: plan.tBoundPfn, shards: shards.length, threads: 0 };
+}
+
+/**
+ * The workers' code (shard-reader.ts readShard: batched reads, wasm page flags) on the calling thread, for
+ * a file-backed image whose guest is too small to be worth starting worker threads for.
+ */
+export function auditOnThisThread(img: GuestImage, tool: ToolstackView, guest: GuestView, opts: HereOptions = {}): AuditRanges {
+  if (!img.path) throw new Error('auditOnThisThread needs a file-backed image (path is empty); use auditInProcess');
+  return auditHere(tool, guest, opts, (plan, s, sink) => sink.addPacked(readShard(shardTask(img, plan, s))));
 }
 
 /** Pages through GuestImage.readFrame, copied into own buffers (readFrame may reuse its scratch page). */
@@ -271,32 +277,23 @@ class ImageFrameSource implements LeafPageSource {
   private readonly tBuf = Buffer.alloc(PAGE_SIZE);
   constructor(private readonly img: GuestImage) {}
   guestPage(_i: number, frame: number): Buffer | null {
-    const p = this.img.readFrame(frame);
-    if (p === null || p.length < PAGE_SIZE) return null;
-    p.copy(this.gBuf, 0, 0, PAGE_SIZE);
-    return this.gBuf;
+    return this.copyOf(frame, this.gBuf);
   }
   toolPage(_i: number, frame: number): Buffer | null {
+    return this.copyOf(frame, this.tBuf);
+  }
+  private copyOf(frame: number, into: Buffer): Buffer | null {
     const p = this.img.readFrame(frame);
     if (p === null || p.length < PAGE_SIZE) return null;
-    p.copy(this.tBuf, 0, 0, PAGE_SIZE);
-    return this.tBuf;
+    p.copy(into, 0, 0, PAGE_SIZE);
+    return into;
   }
 }
 
-/** The same per-leaf classification on the calling thread, reading frames with img.readFrame. */
-export function auditInProcess(
-  img: GuestImage,
-  tool: ToolstackView,
-  guest: GuestView,
-  opts: { onProgress?: (doneLeaves: number, totalLeaves: number) => void; plan?: LeafPlan } = {},
-): AuditRanges {
-  const plan = opts.plan ?? planLeaves(tool, guest);
-  const shards = planShards(plan.activeLeaves, 1);
+/** The same per-leaf classification on the calling thread, reading frames with img.readFrame (the JS reference path). */
+export function auditInProcess(img: GuestImage, tool: ToolstackView, guest: GuestView, opts: HereOptions = {}): AuditRanges {
   const src = new ImageFrameSource(img);
-  const sink = new RangeSink();
-  let done = 0;
-  for (const s of shards) {
+  return auditHere(tool, guest, opts, (plan, s, sink) =>
     classifyShard(
       {
         firstLeaf: s.firstLeaf,
@@ -309,10 +306,6 @@ export function auditInProcess(
       },
       src,
       sink,
-    );
-    done += s.endLeaf - s.firstLeaf;
-    opts.onProgress?.(done, plan.activeLeaves);
-  }
-  addTail(sink, plan);
-  return { ranges: sink.toRanges(), stats: sinkStats(sink), endPfn: plan.leaves * P2M_PER_PAGE, leaves: plan.leaves, tBoundPfn: plan.tBoundPfn, shards: shards.length, threads: 0 };
+    ),
+  );
 }

@@ -19,7 +19,7 @@ import type { GuestView, ToolstackView } from '../audit/leaf-map.js';
 import { readGuestView } from '../guest/guest-view.js';
 import type { GuestImage, ImageFormat, SymbolTable } from '../image/guest-image.js';
 import { openImage } from '../image/open-image.js';
-import { P2MS_HEADER_SIZE, P2MS_MAGIC, P2MS_VERSION } from '../image/p2ms.js';
+import { P2MS_HEADER_SIZE, P2MS_MAGIC, P2MS_OFF, p2msLayout as fileLayout, writeP2msHead } from '../image/p2ms.js';
 import { isWalkFailure, readVirtU64, translate } from '../image/pagewalk.js';
 import {
   DHDR_SIZE,
@@ -467,7 +467,6 @@ interface Layout {
 }
 
 /** .p2ms header field offsets (src/image/p2ms.ts layout comment). */
-const P2MS_OFF = { version: 8, headerLen: 12, metaOffset: 16, metaLength: 24, indexOffset: 32, count: 40, dataOffset: 48, fileLength: 56 } as const;
 const P2MS_FIELDS: [string, number, 4 | 8][] = [
   ['p2ms version', P2MS_OFF.version, 4],
   ['p2ms header length', P2MS_OFF.headerLen, 4],
@@ -956,28 +955,11 @@ function analyzeImage(img: GuestImage, a: Anatomy, r: BaseReader): void {
 /** Build a whole .p2ms file: header, msgpack metadata, frame index, frames (readPage gives each frame's bytes). */
 export function buildP2ms(meta: unknown, frames: readonly number[], readPage: (frame: number) => Buffer): Buffer {
   const metaBytes = pack(meta);
-  const count = frames.length;
-  const metaOffset = P2MS_HEADER_SIZE;
-  const indexOffset = alignUp(metaOffset + metaBytes.length, P2M_ENTRY_SIZE);
-  const dataOffset = alignUp(indexOffset + count * P2M_ENTRY_SIZE, PAGE_SIZE);
-  const fileLength = dataOffset + count * PAGE_SIZE;
-  const out = Buffer.alloc(fileLength);
-  P2MS_MAGIC.copy(out, 0);
-  out.writeUInt32LE(P2MS_VERSION, P2MS_OFF.version);
-  out.writeUInt32LE(P2MS_HEADER_SIZE, P2MS_OFF.headerLen);
-  const u64 = (v: number, at: number): void => {
-    out.writeUInt32LE(v % U32_LIMIT, at);
-    out.writeUInt32LE(Math.floor(v / U32_LIMIT), at + U32_BYTES);
-  };
-  u64(metaOffset, P2MS_OFF.metaOffset);
-  u64(metaBytes.length, P2MS_OFF.metaLength);
-  u64(indexOffset, P2MS_OFF.indexOffset);
-  u64(count, P2MS_OFF.count);
-  u64(dataOffset, P2MS_OFF.dataOffset);
-  u64(fileLength, P2MS_OFF.fileLength);
-  metaBytes.copy(out, metaOffset);
+  const out = Buffer.alloc(fileLayout(metaBytes.length, frames.length).fileLength);
+  const { indexOffset, dataOffset } = writeP2msHead(out, metaBytes, frames.length);
   frames.forEach((f, k) => {
-    u64(f, indexOffset + k * P2M_ENTRY_SIZE);
+    out.writeUInt32LE(f % U32_LIMIT, indexOffset + k * P2M_ENTRY_SIZE);
+    out.writeUInt32LE(Math.floor(f / U32_LIMIT), indexOffset + k * P2M_ENTRY_SIZE + U32_BYTES);
     readPage(f).copy(out, dataOffset + k * PAGE_SIZE, 0, PAGE_SIZE);
   });
   return out;

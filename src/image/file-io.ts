@@ -48,6 +48,40 @@ export function readFrameAt(path: string, fd: number, page: Buffer, off: number,
   return page;
 }
 
+/**
+ * An image reader's open file: its descriptor (−1 once closed) and the one page buffer readFrame reuses
+ * (a returned page is valid until the next read).
+ */
+export class FrameFile {
+  private fd: number;
+  private readonly page = Buffer.alloc(PAGE_SIZE);
+
+  constructor(
+    readonly path: string,
+    fd: number,
+  ) {
+    this.fd = fd;
+  }
+
+  /** The descriptor, for the reader's other positional reads; an error once closed. */
+  get descriptor(): number {
+    if (this.fd < 0) throw new Error(`${this.path}: image is closed`);
+    return this.fd;
+  }
+
+  /** The frame at file offset `off` (null for off < 0); `what` names it in a cut-short error. */
+  readFrame(off: number, what: string): Buffer | null {
+    return readFrameAt(this.path, this.fd, this.page, off, what);
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      fs.closeSync(this.fd);
+      this.fd = -1;
+    }
+  }
+}
+
 /** Index of `value` in an ascending array, or −1. */
 export function findSorted(sorted: ArrayLike<number>, value: number): number {
   let lo = 0;

@@ -121,6 +121,13 @@ export function parseArchSharedInfo(page: Buffer): ArchSharedInfo {
   };
 }
 
+/** The arch fields of an image's shared_info page; all zero when the image holds none. */
+export function archOf(sharedInfo: Buffer | null): ArchSharedInfo {
+  return sharedInfo
+    ? parseArchSharedInfo(sharedInfo)
+    : { maxPfn: 0n, pfnToMfnFrameListList: 0n, nmiReason: 0n, p2mCr3: 0n, p2mVaddr: 0n, p2mGeneration: 0n };
+}
+
 /** Write struct arch_shared_info into a shared_info page (64-bit layout). */
 export function writeArchSharedInfo(page: Buffer, arch: ArchSharedInfo): void {
   page.writeBigUInt64LE(arch.maxPfn, ARCH_MAX_PFN_OFFSET);

@@ -2,7 +2,7 @@
 // memory before it is written out). Pages may be materialised lazily by a generator.
 import { PAGE_SIZE } from '../xen/abi.js';
 import type { ArchSharedInfo, BootFacts, FrameSpace, GuestImage, ImageFormat, SymbolTable } from './guest-image.js';
-import { parseArchSharedInfo } from './guest-image.js';
+import { archOf } from './guest-image.js';
 
 /** A page whose bytes are produced on demand (into `out`, 4096 bytes, zero-filled beforehand). */
 export type PageGenerator = (out: Buffer) => void;
@@ -25,10 +25,7 @@ export class MemoryImage implements GuestImage {
   }
 
   get arch(): ArchSharedInfo {
-    if (!this.sharedInfo) {
-      return { maxPfn: 0n, pfnToMfnFrameListList: 0n, nmiReason: 0n, p2mCr3: 0n, p2mVaddr: 0n, p2mGeneration: 0n };
-    }
-    return parseArchSharedInfo(this.sharedInfo);
+    return archOf(this.sharedInfo);
   }
 
   /** Store a page (the buffer is kept, not copied) or a generator for it. */

@@ -33,26 +33,20 @@
 //
 // Reading validates the header against the file size before allocating anything a length field names.
 import * as fs from 'node:fs';
-import { findSorted, readAt, readFrameAt, openReadOnly, createForWrite } from './file-io.js';
+import { findSorted, readAt, openReadOnly, createForWrite, FrameFile } from './file-io.js';
 import { LITTLE_ENDIAN_HOST } from './page-words.js';
 import { pack, unpack } from 'msgpackr';
 import { PAGE_SIZE, hex } from '../xen/abi.js';
 import type { ArchSharedInfo, BootFacts, FrameSpace, GuestImage, ImageFormat, SymbolTable } from './guest-image.js';
-import { InputError, parseArchSharedInfo } from './guest-image.js';
+import { archOf, InputError } from './guest-image.js';
 
 export const P2MS_MAGIC: Buffer = Buffer.from('P2MSNAP\0', 'latin1');
 export const P2MS_VERSION = 1;
 
 /** Header geometry (see the layout above). */
 export const P2MS_HEADER_SIZE = 64;
-const OFF_VERSION = 8;
-const OFF_HEADER_LEN = 12;
-const OFF_META_OFFSET = 16;
-const OFF_META_LENGTH = 24;
-const OFF_INDEX_OFFSET = 32;
-const OFF_FRAME_COUNT = 40;
-const OFF_DATA_OFFSET = 48;
-const OFF_FILE_LENGTH = 56;
+/** Byte offsets of the header fields. */
+export const P2MS_OFF = { version: 8, headerLen: 12, metaOffset: 16, metaLength: 24, indexOffset: 32, count: 40, dataOffset: 48, fileLength: 56 } as const;
 /** Bytes of one index entry (u64) and of one u32 word. */
 const INDEX_ENTRY_SIZE = 8;
 const WORD_BYTES = 4;
@@ -101,6 +95,37 @@ function readU64(buf: Buffer, at: number): number | null {
   const hi = buf.readUInt32LE(at + WORD_BYTES);
   if (hi > SAFE_HI_MAX) return null;
   return hi * WORD_SCALE + buf.readUInt32LE(at);
+}
+
+/** Where a .p2ms file's parts start, for a metadata block of `metaLength` bytes and `count` frames. */
+export interface P2msLayout {
+  metaOffset: number;
+  indexOffset: number;
+  dataOffset: number;
+  fileLength: number;
+}
+
+export function p2msLayout(metaLength: number, count: number): P2msLayout {
+  const metaOffset = P2MS_HEADER_SIZE;
+  const indexOffset = alignUp(metaOffset + metaLength, INDEX_ENTRY_SIZE);
+  const dataOffset = alignUp(indexOffset + count * INDEX_ENTRY_SIZE, PAGE_SIZE);
+  return { metaOffset, indexOffset, dataOffset, fileLength: dataOffset + count * PAGE_SIZE };
+}
+
+/** Write the header and the metadata block (`meta`, already packed) at the start of `out`; returns the layout. */
+export function writeP2msHead(out: Buffer, meta: Buffer, count: number): P2msLayout {
+  const l = p2msLayout(meta.length, count);
+  P2MS_MAGIC.copy(out, 0);
+  out.writeUInt32LE(P2MS_VERSION, P2MS_OFF.version);
+  out.writeUInt32LE(P2MS_HEADER_SIZE, P2MS_OFF.headerLen);
+  writeU64(out, l.metaOffset, P2MS_OFF.metaOffset);
+  writeU64(out, meta.length, P2MS_OFF.metaLength);
+  writeU64(out, l.indexOffset, P2MS_OFF.indexOffset);
+  writeU64(out, count, P2MS_OFF.count);
+  writeU64(out, l.dataOffset, P2MS_OFF.dataOffset);
+  writeU64(out, l.fileLength, P2MS_OFF.fileLength);
+  meta.copy(out, l.metaOffset);
+  return l;
 }
 
 function writeAll(fd: number, buf: Buffer, position: number): void {
@@ -193,22 +218,9 @@ export function writeP2ms(
   });
 
   const count = frames.length;
-  const metaOffset = P2MS_HEADER_SIZE;
-  const indexOffset = alignUp(metaOffset + meta.length, INDEX_ENTRY_SIZE);
-  const dataOffset = alignUp(indexOffset + count * INDEX_ENTRY_SIZE, PAGE_SIZE);
-  const fileLength = dataOffset + count * PAGE_SIZE;
-
+  const { indexOffset, dataOffset } = p2msLayout(meta.length, count);
   const head = Buffer.alloc(indexOffset);
-  P2MS_MAGIC.copy(head, 0);
-  head.writeUInt32LE(P2MS_VERSION, OFF_VERSION);
-  head.writeUInt32LE(P2MS_HEADER_SIZE, OFF_HEADER_LEN);
-  writeU64(head, metaOffset, OFF_META_OFFSET);
-  writeU64(head, meta.length, OFF_META_LENGTH);
-  writeU64(head, indexOffset, OFF_INDEX_OFFSET);
-  writeU64(head, count, OFF_FRAME_COUNT);
-  writeU64(head, dataOffset, OFF_DATA_OFFSET);
-  writeU64(head, fileLength, OFF_FILE_LENGTH);
-  meta.copy(head, metaOffset);
+  writeP2msHead(head, meta, count);
 
   const tmp = path + '.tmp';
   const fd = createForWrite(tmp);
@@ -261,8 +273,7 @@ export function writeP2ms(
 export class P2msImage implements GuestImage {
   readonly format: ImageFormat = 'p2ms';
   readonly arch: ArchSharedInfo;
-  private fd: number;
-  private readonly page = Buffer.alloc(PAGE_SIZE);
+  private readonly file: FrameFile;
 
   constructor(
     readonly path: string,
@@ -279,10 +290,8 @@ export class P2msImage implements GuestImage {
     private readonly index: Float64Array,
     readonly dataOffset: number,
   ) {
-    this.fd = fd;
-    this.arch = sharedInfo
-      ? parseArchSharedInfo(sharedInfo)
-      : { maxPfn: 0n, pfnToMfnFrameListList: 0n, nmiReason: 0n, p2mCr3: 0n, p2mVaddr: 0n, p2mGeneration: 0n };
+    this.file = new FrameFile(path, fd);
+    this.arch = archOf(sharedInfo);
   }
 
   /** Index position of the last frame found: p2m leaves sit in runs of neighbouring frames. */
@@ -308,7 +317,7 @@ export class P2msImage implements GuestImage {
 
   /** The frame's bytes in a buffer owned by this image (overwritten by the next call), or null. */
   readFrame(frame: number): Buffer | null {
-    return readFrameAt(this.path, this.fd, this.page, this.fd < 0 ? 0 : this.frameOffset(frame), `frame ${hex(frame)}`);
+    return this.file.readFrame(this.frameOffset(frame), `frame ${hex(frame)}`);
   }
 
   frameCount(): number {
@@ -321,10 +330,7 @@ export class P2msImage implements GuestImage {
   }
 
   close(): void {
-    if (this.fd >= 0) {
-      fs.closeSync(this.fd);
-      this.fd = -1;
-    }
+    this.file.close();
   }
 }
 
@@ -345,10 +351,10 @@ function readHeader(path: string, fd: number, size: number): Header {
     throw new InputError(`${path}: offset 0: expected magic ${showBytes(P2MS_MAGIC)}, found ${showBytes(magic)}${got < P2MS_MAGIC.length ? ` (file is ${size} bytes)` : ''}`);
   }
   if (got < P2MS_HEADER_SIZE) throw new InputError(`${path}: file is ${size} bytes, shorter than the ${P2MS_HEADER_SIZE}-byte header`);
-  const version = head.readUInt32LE(OFF_VERSION);
-  if (version !== P2MS_VERSION) throw new InputError(`${path}: offset ${OFF_VERSION}: unsupported version ${version}, expected ${P2MS_VERSION}`);
-  const headerLen = head.readUInt32LE(OFF_HEADER_LEN);
-  if (headerLen !== P2MS_HEADER_SIZE) throw new InputError(`${path}: offset ${OFF_HEADER_LEN}: header length ${headerLen}, expected ${P2MS_HEADER_SIZE}`);
+  const version = head.readUInt32LE(P2MS_OFF.version);
+  if (version !== P2MS_VERSION) throw new InputError(`${path}: offset ${P2MS_OFF.version}: unsupported version ${version}, expected ${P2MS_VERSION}`);
+  const headerLen = head.readUInt32LE(P2MS_OFF.headerLen);
+  if (headerLen !== P2MS_HEADER_SIZE) throw new InputError(`${path}: offset ${P2MS_OFF.headerLen}: header length ${headerLen}, expected ${P2MS_HEADER_SIZE}`);
 
   const field = (at: number, name: string): number => {
     const v = readU64(head, at);
@@ -356,25 +362,25 @@ function readHeader(path: string, fd: number, size: number): Header {
     return v;
   };
   const h: Header = {
-    metaOffset: field(OFF_META_OFFSET, 'metadata offset'),
-    metaLength: field(OFF_META_LENGTH, 'metadata length'),
-    indexOffset: field(OFF_INDEX_OFFSET, 'frame-index offset'),
-    count: field(OFF_FRAME_COUNT, 'frame count'),
-    dataOffset: field(OFF_DATA_OFFSET, 'data offset'),
-    fileLength: field(OFF_FILE_LENGTH, 'file length'),
+    metaOffset: field(P2MS_OFF.metaOffset, 'metadata offset'),
+    metaLength: field(P2MS_OFF.metaLength, 'metadata length'),
+    indexOffset: field(P2MS_OFF.indexOffset, 'frame-index offset'),
+    count: field(P2MS_OFF.count, 'frame count'),
+    dataOffset: field(P2MS_OFF.dataOffset, 'data offset'),
+    fileLength: field(P2MS_OFF.fileLength, 'file length'),
   };
 
   if (h.metaOffset < P2MS_HEADER_SIZE) {
-    throw new InputError(`${path}: offset ${OFF_META_OFFSET}: metadata offset ${h.metaOffset} lies inside the ${P2MS_HEADER_SIZE}-byte header`);
+    throw new InputError(`${path}: offset ${P2MS_OFF.metaOffset}: metadata offset ${h.metaOffset} lies inside the ${P2MS_HEADER_SIZE}-byte header`);
   }
   if (h.metaOffset + h.metaLength > h.indexOffset) {
-    throw new InputError(`${path}: offset ${OFF_INDEX_OFFSET}: frame-index offset ${h.indexOffset} is before the metadata end (offset ${h.metaOffset} + length ${h.metaLength})`);
+    throw new InputError(`${path}: offset ${P2MS_OFF.indexOffset}: frame-index offset ${h.indexOffset} is before the metadata end (offset ${h.metaOffset} + length ${h.metaLength})`);
   }
   if (h.dataOffset % PAGE_SIZE !== 0) {
-    throw new InputError(`${path}: offset ${OFF_DATA_OFFSET}: data offset ${h.dataOffset} is not a multiple of ${PAGE_SIZE}`);
+    throw new InputError(`${path}: offset ${P2MS_OFF.dataOffset}: data offset ${h.dataOffset} is not a multiple of ${PAGE_SIZE}`);
   }
   if (h.count > (h.dataOffset - h.indexOffset) / INDEX_ENTRY_SIZE) {
-    throw new InputError(`${path}: offset ${OFF_DATA_OFFSET}: data offset ${h.dataOffset} is before the frame-index end (offset ${h.indexOffset} + ${h.count} × ${INDEX_ENTRY_SIZE})`);
+    throw new InputError(`${path}: offset ${P2MS_OFF.dataOffset}: data offset ${h.dataOffset} is before the frame-index end (offset ${h.indexOffset} + ${h.count} × ${INDEX_ENTRY_SIZE})`);
   }
   // Every region lies below dataOffset + count·4096; compare without forming a product that could overflow 2^53.
   const expected = h.dataOffset + h.count * PAGE_SIZE;
@@ -382,7 +388,7 @@ function readHeader(path: string, fd: number, size: number): Header {
     throw new InputError(`${path}: truncated: file is ${size} bytes, but data offset ${h.dataOffset} + ${h.count} frames × ${PAGE_SIZE} = ${expected} bytes`);
   }
   if (h.fileLength !== expected) {
-    throw new InputError(`${path}: offset ${OFF_FILE_LENGTH}: file length field ${h.fileLength}, expected data offset ${h.dataOffset} + ${h.count} × ${PAGE_SIZE} = ${expected}`);
+    throw new InputError(`${path}: offset ${P2MS_OFF.fileLength}: file length field ${h.fileLength}, expected data offset ${h.dataOffset} + ${h.count} × ${PAGE_SIZE} = ${expected}`);
   }
   if (size !== expected) {
     throw new InputError(`${path}: file is ${size} bytes, longer than the ${expected} bytes its header describes (trailing data)`);

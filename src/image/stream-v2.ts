@@ -11,10 +11,10 @@
 // before anything it names is allocated. Frames are pfns: page tables are normalised by the saver,
 // p2m leaf pages still hold the source host's mfns.
 import * as fs from 'node:fs';
-import { findSorted, readAt, readFrameAt, openReadOnly } from './file-io.js';
+import { findSorted, readAt, openReadOnly, FrameFile } from './file-io.js';
 import { PAGE_SHIFT, PAGE_SIZE, SIZEOF_VCPU_GUEST_CONTEXT_64, VCPU_CTRLREG3_OFFSET_64, hex } from '../xen/abi.js';
 import type { ArchSharedInfo, GuestImage, ImageFormat, SymbolTable } from './guest-image.js';
-import { InputError, parseArchSharedInfo } from './guest-image.js';
+import { archOf, InputError } from './guest-image.js';
 
 // ---- xl save file header (tools/xl/xl.h) ----------------------------------------------------------
 /** savefileheader_magic: "Xen saved domain, xl format\n \0 \r" (32 bytes, no extra NUL). */
@@ -524,8 +524,7 @@ export class StreamImage implements GuestImage {
   readonly frameSpace = 'pfn' as const;
   readonly bootFacts = null;
   readonly arch: ArchSharedInfo;
-  private fd: number;
-  private readonly page = Buffer.alloc(PAGE_SIZE);
+  private readonly file: FrameFile;
 
   constructor(
     readonly path: string,
@@ -542,10 +541,8 @@ export class StreamImage implements GuestImage {
     readonly counts: StreamCounts,
     readonly facts: StreamFacts,
   ) {
-    this.fd = fd;
-    this.arch = sharedInfo
-      ? parseArchSharedInfo(sharedInfo)
-      : { maxPfn: 0n, pfnToMfnFrameListList: 0n, nmiReason: 0n, p2mCr3: 0n, p2mVaddr: 0n, p2mGeneration: 0n };
+    this.file = new FrameFile(path, fd);
+    this.arch = archOf(sharedInfo);
   }
 
   /** File offset of the pfn's data (≥ 0), or FRAME_ABSENT / FRAME_XTAB / FRAME_BROKEN / FRAME_XALLOC. */
@@ -565,7 +562,7 @@ export class StreamImage implements GuestImage {
 
   /** The page's bytes in a buffer owned by this image (overwritten by the next call), or null. */
   readFrame(pfn: number): Buffer | null {
-    return readFrameAt(this.path, this.fd, this.page, this.fd < 0 ? 0 : this.frameOffset(pfn), `page of pfn ${hex(pfn)}`);
+    return this.file.readFrame(this.frameOffset(pfn), `page of pfn ${hex(pfn)}`);
   }
 
   frameCount(): number {
@@ -573,10 +570,7 @@ export class StreamImage implements GuestImage {
   }
 
   close(): void {
-    if (this.fd >= 0) {
-      fs.closeSync(this.fd);
-      this.fd = -1;
-    }
+    this.file.close();
   }
 }
 

@@ -13,11 +13,11 @@
 // No per-page object is allocated, and no length field is used to allocate before it has been checked
 // against the file size.
 import * as fs from 'node:fs';
-import { readAt, readFrameAt, openReadOnly } from './file-io.js';
+import { readAt, openReadOnly, FrameFile } from './file-io.js';
 import { MAX_MFN_ARCH } from '../toolstack/frame-list.js';
 import { PAGE_SIZE, SIZEOF_VCPU_GUEST_CONTEXT_64, VCPU_CTRLREG3_OFFSET_64, hex } from '../xen/abi.js';
 import type { ArchSharedInfo, GuestImage, SymbolTable } from './guest-image.js';
-import { InputError, parseArchSharedInfo } from './guest-image.js';
+import { archOf, InputError } from './guest-image.js';
 
 // ---- ELF (System V gABI; <elf.h>) ----------------------------------------------------------------
 export const ELFMAG: Buffer = Buffer.from([0x7f, 0x45, 0x4c, 0x46]); // "\x7fELF"
@@ -306,11 +306,11 @@ export class XcCoreImage implements GuestImage {
   readonly frameSpace = 'mfn' as const;
   readonly guestWidth = GUEST_WIDTH_64;
   readonly arch: ArchSharedInfo;
-  private readonly page = Buffer.alloc(PAGE_SIZE);
+  private readonly file: FrameFile;
 
   constructor(
     readonly path: string,
-    private fd: number,
+    fd: number,
     readonly sharedInfo: Buffer | null,
     readonly cr3: bigint,
     readonly symbols: SymbolTable,
@@ -326,9 +326,8 @@ export class XcCoreImage implements GuestImage {
     private readonly present: number,
     readonly maxFrame: number,
   ) {
-    this.arch = sharedInfo
-      ? parseArchSharedInfo(sharedInfo)
-      : { maxPfn: 0n, pfnToMfnFrameListList: 0n, nmiReason: 0n, p2mCr3: 0n, p2mVaddr: 0n, p2mGeneration: 0n };
+    this.file = new FrameFile(path, fd);
+    this.arch = archOf(sharedInfo);
   }
 
   readonly bootFacts = null;
@@ -354,7 +353,7 @@ export class XcCoreImage implements GuestImage {
   }
 
   readFrame(frame: number): Buffer | null {
-    return readFrameAt(this.path, this.fd, this.page, this.fd < 0 ? 0 : this.frameOffset(frame), `page of gmfn ${hex(frame)}`);
+    return this.file.readFrame(this.frameOffset(frame), `page of gmfn ${hex(frame)}`);
   }
 
   frameCount(): number {
@@ -366,7 +365,7 @@ export class XcCoreImage implements GuestImage {
    * it), padding entries left out. 16 bytes per page, allocated on each call.
    */
   p2mPairs(): P2mPairs {
-    if (this.fd < 0) throw new Error(`${this.path}: image is closed`);
+    const fd = this.file.descriptor;
     const pfns = new Float64Array(this.present);
     const gmfns = new Float64Array(this.present);
     const chunk = Buffer.alloc(Math.min(this.notes.nrPages, P2M_CHUNK_ENTRIES) * XEN_DUMPCORE_P2M_ENTRY_SIZE);
@@ -374,7 +373,7 @@ export class XcCoreImage implements GuestImage {
     for (let first = 0; first < this.notes.nrPages; first += P2M_CHUNK_ENTRIES) {
       const n = Math.min(P2M_CHUNK_ENTRIES, this.notes.nrPages - first);
       const at = this.p2mOffset + first * XEN_DUMPCORE_P2M_ENTRY_SIZE;
-      if (readAt(this.fd, chunk, at, n * XEN_DUMPCORE_P2M_ENTRY_SIZE) !== n * XEN_DUMPCORE_P2M_ENTRY_SIZE) {
+      if (readAt(fd, chunk, at, n * XEN_DUMPCORE_P2M_ENTRY_SIZE) !== n * XEN_DUMPCORE_P2M_ENTRY_SIZE) {
         throw new InputError(`${this.path}: offset ${at}: .xen_p2m cut short (file changed since it was opened?)`);
       }
       for (let j = 0; j < n; j++) {
@@ -389,10 +388,7 @@ export class XcCoreImage implements GuestImage {
   }
 
   close(): void {
-    if (this.fd >= 0) {
-      fs.closeSync(this.fd);
-      this.fd = -1;
-    }
+    this.file.close();
   }
 }
 

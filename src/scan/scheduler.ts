@@ -104,9 +104,6 @@ function oneLine(e: unknown): string {
   return msg.split('\n')[0]!.trim() || 'unknown error';
 }
 
-function transferListOf(t: ShardTask): ArrayBuffer[] {
-  return auditTaskTransferList(t.shard);
-}
 
 export class ScanScheduler {
   /** worker tasks run (file tasks, shards and retries) */
@@ -344,7 +341,7 @@ export class ScanScheduler {
     this.inflight++;
     this.tasks++;
     job.outstanding++;
-    this.pool.run(task, { transferList: transferListOf(task) }).then(
+    this.pool.run(task, { transferList: auditTaskTransferList(task.shard) }).then(
       (triples) => {
         this.inflight--;
         job.outstanding--;
@@ -443,7 +440,7 @@ export class ScanScheduler {
       this.tasks++;
       const task = this.shardTaskOf(job, f.shard, RETRY_ATTEMPT);
       try {
-        job.parts[f.shard.index] = (await pool.run(task, { transferList: transferListOf(task) })) as Float64Array;
+        job.parts[f.shard.index] = (await pool.run(task, { transferList: auditTaskTransferList(task.shard) })) as Float64Array;
         this.creditShard(job, f.shard);
       } catch (e) {
         this.open.delete(job);
