@@ -4,14 +4,14 @@
 // for loading the emulator, the writers or the scanner.
 import os from 'node:os';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { InputError } from './image/guest-image.js';
-import { PROFILES, profileIds } from './kernel/profiles.js';
+import { InputError } from './common/errors.js';
+import { PROFILES, profileIds } from './emulate/kernel/profiles.js';
 import type { EmulateOpts } from './commands/emulate.js';
 import type { AuditFileOptions } from './commands/audit.js';
 import type { SweepOpts } from './commands/sweep.js';
-import type { MfndumpView } from './report/p2m-dump.js';
+import type { MfndumpView } from './report/mfndump.js';
 
-/** Exit code for a bad option or input (report/classify.ts EXIT_INPUT_ERROR; repeated so --help loads nothing). */
+/** Exit code for a bad option or input (audit/verdict.ts EXIT_INPUT_ERROR; repeated so --help loads nothing). */
 const EXIT_INPUT_ERROR = 2;
 /** Exit code for a bug in p2m-audit itself (never for bad input). */
 const EXIT_INTERNAL = 4;

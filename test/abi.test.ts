@@ -1,17 +1,7 @@
 // ABI index math and p2m entry encoding against values worked out by hand from linux-p2m.md §0.
 import { describe, expect, it } from 'vitest';
-import { P2mPage } from '../src/kernel/kspace.js';
-import {
-  FOREIGN_FRAME_HI,
-  IDENTITY_FRAME_HI,
-  INVALID_P2M_ENTRY_WORD,
-  MAX_P2M_PFN,
-  P2M_PER_PAGE,
-  P2M_PFNS_PER_TOP,
-  p2mIndex,
-  p2mMidIndex,
-  p2mTopIndex,
-} from '../src/xen/abi.js';
+import { P2mPage } from '../src/emulate/kernel/kspace.js';
+import { FOREIGN_FRAME_HI, IDENTITY_FRAME_HI, INVALID_P2M_ENTRY_WORD, MAX_P2M_PFN, P2M_PER_PAGE, P2M_PFNS_PER_TOP, p2mIndex, p2mMidIndex, p2mTopIndex } from '../src/xen/abi.js';
 
 describe('p2m index math (top = pfn>>18, mid = (pfn>>9)&511, idx = pfn&511)', () => {
   it.each([

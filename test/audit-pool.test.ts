@@ -6,11 +6,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GuestLeaf, type ClassRange, type GuestView, type PfnClassName, type ToolstackView } from '../src/audit/leaf-map.js';
+import { GuestLeaf, type GuestView, type ToolstackView } from '../src/views/p2m-leaves.js';
+import { type ClassRange, type PfnClassName } from '../src/audit/pfn-class.js';
 import { auditInProcess, runAudit } from '../src/audit/run-audit.js';
 import { planShards } from '../src/audit/shard-plan.js';
 import { guestView, toolView } from './helpers/views.js';
-import type { GuestImage } from '../src/image/guest-image.js';
+import type { GuestImage } from '../src/formats/guest-image.js';
 import { FOREIGN_FRAME_HI, IDENTITY_FRAME_HI, INVALID_P2M_ENTRY_WORD, P2M_PER_PAGE, PAGE_SIZE } from '../src/xen/abi.js';
 
 describe('planShards', () => {
@@ -128,7 +129,7 @@ function fakeImage(file: string, offsets: Map<number, number>): GuestImage {
     arch: { maxPfn: 0n, pfnToMfnFrameListList: 0n, nmiReason: 0n, p2mCr3: 0n, p2mVaddr: 0n, p2mGeneration: 0n },
     cr3: 0n,
     symbols: new Map(),
-    bootFacts: null,
+    formatFacts: { kind: 'snapshot', boot: null },
     maxFrame: Infinity,
     readFrame: (f) => {
       const off = offsets.get(f);

@@ -5,15 +5,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  dom0PagesFromLog,
-  looksQuotedPrintable,
-  memparse,
-  parseBootLog,
-  suggestProfile,
-  type BootLog,
-} from '../src/input/boot-log.js';
-import { InputError, type E820Entry } from '../src/image/guest-image.js';
+import { dom0PagesFromLog, parseBootLog, type BootLog } from '../src/inputs/boot-log.js';
+import { looksQuotedPrintable } from '../src/inputs/boot-log-lines.js';
+import { memparse } from '../src/inputs/boot-log-cmdline.js';
+import { suggestProfile } from '../src/inputs/boot-log-profile.js';
+import { InputError } from '../src/common/errors.js';
+import { type E820Entry } from '../src/inputs/e820.js';
 import { E820_ACPI, E820_NVS, E820_RAM, E820_RESERVED, E820_UNUSABLE } from '../src/xen/abi.js';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'logs');

@@ -4,9 +4,11 @@
 // 97 pages released from the e820 hole 0x9f-0xff and repopulated at 0x40000-0x40060 — uncovered.
 // Every expected number below is derived by hand from those facts.
 import { describe, expect, it } from 'vitest';
-import type { ClassRange, GuestView, KernelVars, PfnClassName, ToolstackView } from '../src/audit/leaf-map.js';
-import type { BootFacts, GuestImage } from '../src/image/guest-image.js';
-import { buildReport, EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR, EXIT_WARNINGS, formatMib } from '../src/report/classify.js';
+import type { ClassRange, PfnClassName } from '../src/audit/pfn-class.js';
+import type { GuestView, KernelVars, ToolstackView } from '../src/views/p2m-leaves.js';
+import type { BootFacts } from '../src/inputs/boot-facts.js';
+import type { GuestImage } from '../src/formats/guest-image.js';
+import { buildReport, EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR, EXIT_WARNINGS, formatMib } from '../src/audit/verdict.js';
 import { JSON_SCHEMA, renderJson } from '../src/report/json.js';
 import { renderText } from '../src/report/text.js';
 import { E820_RAM, E820_RESERVED } from '../src/xen/abi.js';
@@ -21,7 +23,7 @@ function image(bootFacts: BootFacts | null = null): GuestImage {
     arch: { maxPfn: 0n, pfnToMfnFrameListList: 0n, nmiReason: 0n, p2mCr3: 0n, p2mVaddr: 0n, p2mGeneration: 0n },
     cr3: 0n,
     symbols: new Map(),
-    bootFacts,
+    formatFacts: { kind: 'snapshot', boot: bootFacts },
     maxFrame: Infinity,
     readFrame: () => null,
     frameOffset: () => -1,

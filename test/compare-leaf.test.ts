@@ -1,15 +1,9 @@
 // Unit table for the per-leaf classifier (src/audit/compare-leaf.ts): one row per classification rule
 // of ARCHITECTURE.md "Classification", leaf pages built by hand, expected ranges written by hand.
 import { describe, expect, it } from 'vitest';
-import {
-  ALL_INVALID_PAGE,
-  RangeSink,
-  classifyLeaf,
-  triplesToRanges,
-  type GuestLeafInput,
-  type ToolLeafInput,
-} from '../src/audit/compare-leaf.js';
-import { GuestLeaf, PfnClass, ToolLeaf, type PfnClassName } from '../src/audit/leaf-map.js';
+import { ALL_INVALID_PAGE, RangeSink, classifyLeaf, triplesToRanges, type GuestLeafInput, type ToolLeafInput } from '../src/audit/compare-leaf.js';
+import { GuestLeaf } from '../src/views/p2m-leaves.js';
+import { PfnClass, ToolLeaf, type PfnClassName } from '../src/audit/pfn-class.js';
 import { FOREIGN_FRAME_HI, IDENTITY_FRAME_HI, INVALID_P2M_ENTRY_WORD, P2M_PER_PAGE, PAGE_SIZE } from '../src/xen/abi.js';
 
 type Entry = readonly [lo: number, hi: number];

@@ -1,13 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import {
-  computeDom0Pages,
-  estimateDom0Avail,
-  formatPages,
-  parseDom0Mem,
-  type Dom0MemSpec,
-} from '../src/input/dom0-mem.js';
-import { parseE820 } from '../src/input/e820.js';
-import { InputError } from '../src/image/guest-image.js';
+import { computeDom0Pages, estimateDom0Avail, formatPages, parseDom0Mem, type Dom0MemSpec } from '../src/inputs/dom0-mem.js';
+import { parseE820 } from '../src/inputs/e820.js';
+import { InputError } from '../src/common/errors.js';
 
 const K = 2 ** 10;
 const M = 2 ** 20;

@@ -1,14 +1,15 @@
-// xl domU configs and the memory map libxl gives a 64-bit PV domU (src/input/xl-config.ts,
-// src/kernel/libxl-e820.ts). Every expected value below is derived by hand from Xen RELEASE-4.17.0's
+// xl domU configs and the memory map libxl gives a 64-bit PV domU (src/inputs/xl-config.ts,
+// src/emulate/kernel/libxl-e820.ts). Every expected value below is derived by hand from Xen RELEASE-4.17.0's
 // libxl_x86.c (e820_sanitize, libxl__arch_domain_create), libxl_dom.c (libxl__build_pre,
 // libxl__build_dom), xg_dom_core.c (xc_dom_mem_init) and xl_parse.c, or copied from the real domU in
 // /work/shared/real-xen/pvplain (pvplain.cfg, domU-e820-lines.txt; Xen 4.17.7, Linux 6.1).
 import { describe, expect, it } from 'vitest';
-import { InputError, type E820Entry } from '../src/image/guest-image.js';
-import { parseE820, sanitizeE820 } from '../src/input/e820.js';
-import { parseXlConfig, parseXlSettings, type XlConfig } from '../src/input/xl-config.js';
-import { buildDomUMemoryMap, e820Sanitize, LIBXL_MAXMEM_CONSTANT } from '../src/kernel/libxl-e820.js';
-import { ISA_END_ADDRESS, ISA_START_ADDRESS, nonRamRuns } from '../src/kernel/memory-setup.js';
+import { InputError } from '../src/common/errors.js';
+import { type E820Entry } from '../src/inputs/e820.js';
+import { parseE820, sanitizeE820 } from '../src/inputs/e820.js';
+import { parseXlConfig, parseXlSettings, type XlConfig } from '../src/inputs/xl-config.js';
+import { buildDomUMemoryMap, e820Sanitize, LIBXL_MAXMEM_CONSTANT } from '../src/emulate/kernel/libxl-e820.js';
+import { ISA_END_ADDRESS, ISA_START_ADDRESS, nonRamRuns } from '../src/emulate/kernel/memory-setup.js';
 import { E820_NVS, E820_RAM, E820_RESERVED, E820_UNUSABLE, PAGE_SIZE } from '../src/xen/abi.js';
 
 const e = (addr: number, size: number, type: number): E820Entry => ({ addr, size, type });

@@ -1,24 +1,8 @@
 import { describe, it, expect } from 'vitest';
-import {
-  e820RamPages,
-  e820TypeName,
-  findE820Blocks,
-  formatLinuxE820,
-  formatXenE820,
-  parseE820,
-  parseE820Type,
-  sanitizeE820,
-} from '../src/input/e820.js';
-import { InputError, type E820Entry } from '../src/image/guest-image.js';
-import {
-  E820_ACPI,
-  E820_NVS,
-  E820_PMEM,
-  E820_PRAM,
-  E820_RAM,
-  E820_RESERVED,
-  E820_UNUSABLE,
-} from '../src/xen/abi.js';
+import { e820RamPages, e820TypeName, findE820Blocks, formatLinuxE820, formatXenE820, parseE820, parseE820Type, sanitizeE820 } from '../src/inputs/e820.js';
+import { InputError } from '../src/common/errors.js';
+import { type E820Entry } from '../src/inputs/e820.js';
+import { E820_ACPI, E820_NVS, E820_PMEM, E820_PRAM, E820_RAM, E820_RESERVED, E820_UNUSABLE } from '../src/xen/abi.js';
 
 import { SEED_HOST_LINES } from './helpers/seed-host.js';
 

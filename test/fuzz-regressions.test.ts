@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { auditImage } from '../src/audit/audit-image.js';
-import { InputError } from '../src/image/guest-image.js';
-import { openImage } from '../src/image/open-image.js';
-import { isWalkFailure, translate } from '../src/image/pagewalk.js';
+import { InputError } from '../src/common/errors.js';
+import { openImage } from '../src/formats/open-image.js';
+import { isWalkFailure, translate } from '../src/translate/page-walk.js';
 
 const dir = path.resolve(__dirname, '../corpora/scenarios');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fuzzreg-'));

@@ -11,21 +11,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { unpack } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
-import { replayFile, runFuzz, WorkFile, type FuzzSummary } from '../src/fuzz/harness.js';
-import {
-  analyze,
-  applyPatch,
-  buildP2ms,
-  CLASS_NAMES,
-  fileReader,
-  generateMutant,
-  genContext,
-  p2msParts,
-  Rng,
-  seedFrom,
-  type Anatomy,
-  type GenContext,
-} from '../src/fuzz/mutate.js';
+import { analyze } from '../src/fuzz/analyze.js';
+import { fileReader, type Anatomy } from '../src/fuzz/anatomy.js';
+import { runFuzz, type FuzzSummary } from '../src/fuzz/harness.js';
+import { CLASS_NAMES, generateMutant } from '../src/fuzz/mutate.js';
+import { genContext, type GenContext } from '../src/fuzz/mutation-context.js';
+import { buildP2ms, p2msParts } from '../src/fuzz/p2ms-builder.js';
+import { applyPatch } from '../src/fuzz/patch.js';
+import { replayFile } from '../src/fuzz/reproducer.js';
+import { Rng, seedFrom } from '../src/fuzz/rng.js';
+import { WorkFile } from '../src/fuzz/work-file.js';
 
 const REPO = path.resolve(__dirname, '..');
 const SCENARIOS = path.join(REPO, 'corpora', 'scenarios');
@@ -145,12 +140,12 @@ describe('mutation machinery', () => {
 });
 
 // ---- the harness's failure detection, through a stand-in target ---------------------------------------
-const DIST_GUEST_IMAGE = path.join(REPO, 'dist', 'src', 'image', 'guest-image.js');
+const DIST_INPUT_ERROR = path.join(REPO, 'dist', 'src', 'common', 'errors.js');
 const TARGET = path.join(tmp, 'target.mjs');
 fs.writeFileSync(
   TARGET,
   `import fs from 'node:fs';
-import { InputError } from ${JSON.stringify(DIST_GUEST_IMAGE)};
+import { InputError } from ${JSON.stringify(DIST_INPUT_ERROR)};
 const kept = [];
 function spinForever() { for (;;) {} }
 export default async function target(file) {

@@ -3,14 +3,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GuestLeaf } from '../src/audit/leaf-map.js';
-import { readGuestView } from '../src/guest/guest-view.js';
-import { parseE820 } from '../src/input/e820.js';
-import { emulate } from '../src/kernel/emulate.js';
-import { MachineMemory } from '../src/kernel/machine.js';
-import { nonRamRuns } from '../src/kernel/memory-setup.js';
-import { findProfile } from '../src/kernel/profiles.js';
-import { mapP2m } from '../src/toolstack/toolstack-view.js';
+import { GuestLeaf } from '../src/views/p2m-leaves.js';
+import { readGuestView } from '../src/views/guest-view.js';
+import { parseE820 } from '../src/inputs/e820.js';
+import { emulate } from '../src/emulate/kernel/boot.js';
+import { MachineMemory } from '../src/emulate/kernel/machine.js';
+import { nonRamRuns } from '../src/emulate/kernel/memory-setup.js';
+import { findProfile } from '../src/emulate/kernel/profiles.js';
+import { mapP2m } from '../src/views/toolstack-view.js';
 
 const corpora = path.resolve(__dirname, '../corpora/scenarios/hosts');
 const seedHost = parseE820(fs.readFileSync(path.join(corpora, 'seed-host.txt'), 'utf8'), 'seed');

@@ -5,9 +5,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { BootFacts, GuestImage } from '../src/image/guest-image.js';
-import { InputError, writeArchSharedInfo } from '../src/image/guest-image.js';
-import { P2MS_MAGIC, P2MS_VERSION, isP2ms, openP2ms, writeP2ms, type P2msContent } from '../src/image/p2ms.js';
+import type { BootFacts } from '../src/inputs/boot-facts.js';
+import { bootFactsOf, type GuestImage } from '../src/formats/guest-image.js';
+import { InputError } from '../src/common/errors.js';
+import { writeArchSharedInfo } from '../src/xen/shared-info.js';
+import { P2MS_MAGIC, P2MS_VERSION, isP2ms, openP2ms, type P2msContent } from '../src/formats/p2ms.js';
+import { writeP2ms } from '../src/emulate/p2ms-writer.js';
 import { PAGE_SIZE } from '../src/xen/abi.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2ms-test-'));
@@ -127,7 +130,7 @@ describe('round trip', () => {
         p2mVaddr: 0xffffc90000000000n,
         p2mGeneration: 7n,
       });
-      expect(img.bootFacts).toEqual(bootFacts);
+      expect(bootFactsOf(img)).toEqual(bootFacts);
       expect(img.frameCount()).toBe(FRAMES.length);
       for (const f of FRAMES) expect(img.readFrame(f)).toEqual(pageOf(f));
       expect(img.readFrame(0x102)).toBeNull();
@@ -191,7 +194,7 @@ describe('round trip', () => {
       expect(img.arch).toEqual({ maxPfn: 0n, pfnToMfnFrameListList: 0n, nmiReason: 0n, p2mCr3: 0n, p2mVaddr: 0n, p2mGeneration: 0n });
       expect(img.maxFrame).toBe(Infinity);
       expect(img.frameSpace).toBe('pfn');
-      expect(img.bootFacts).toBeNull();
+      expect(bootFactsOf(img)).toBeNull();
       expect(img.symbols.size).toBe(0);
       expect(img.frameCount()).toBe(0);
       expect(img.readFrame(0)).toBeNull();
@@ -322,7 +325,7 @@ describe('bad input', () => {
     withImage(assemble(goodMeta()), (img) => {
       expect(img.frameCount()).toBe(2);
       expect(img.readFrame(2)).toEqual(pageOf(2));
-      expect(img.bootFacts).toEqual(bootFacts);
+      expect(bootFactsOf(img)).toEqual(bootFacts);
     });
   });
 

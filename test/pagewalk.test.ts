@@ -1,18 +1,9 @@
 // Page walk over hand-built x86-64 tables (Intel SDM vol.3A §4.5). Every expected frame/offset below is
 // worked out by hand from the VA's bit fields: L4 = bits 47..39, L3 = 38..30, L2 = 29..21, L1 = 20..12.
 import { describe, expect, it } from 'vitest';
-import { MemoryImage } from '../src/image/memory-image.js';
-import {
-  PageTableBuilder,
-  isWalkFailure,
-  readVirt,
-  readVirtU64,
-  translate,
-  walkRange,
-  type FrameReader,
-  type Translation,
-  type WalkFailure,
-} from '../src/image/pagewalk.js';
+import { MemoryImage } from '../src/formats/memory-image.js';
+import { PageTableBuilder } from '../src/emulate/kernel/page-table-builder.js';
+import { isWalkFailure, readVirt, readVirtU64, translate, walkRange, type FrameReader, type Translation, type WalkFailure } from '../src/translate/page-walk.js';
 import { _PAGE_ACCESSED, _PAGE_NX_HI, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_USER, PAGE_SIZE } from '../src/xen/abi.js';
 
 const P = _PAGE_PRESENT;

@@ -11,11 +11,11 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { auditImage } from '../src/audit/audit-image.js';
-import type { SymbolTable } from '../src/image/guest-image.js';
-import { openImage } from '../src/image/open-image.js';
-import { restoreCheck } from '../src/image/restore-check.js';
-import { openStream, type StreamImage } from '../src/image/stream-v2.js';
-import { mapP2m } from '../src/toolstack/toolstack-view.js';
+import type { SymbolTable } from '../src/formats/symbols.js';
+import { openImage } from '../src/formats/open-image.js';
+import { restoreCheck } from '../src/emulate/restore-check.js';
+import { openStream, type StreamImage } from '../src/formats/save-stream.js';
+import { mapP2m } from '../src/views/toolstack-view.js';
 import { verifyStream } from './helpers/verify-stream.js';
 
 const REAL = path.resolve(__dirname, '../corpora/real');

@@ -7,9 +7,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { auditImage } from '../src/audit/audit-image.js';
 import { emulateScenario, listScenarios } from '../src/corpora/scenario.js';
-import { openImage } from '../src/image/open-image.js';
-import { writeSaveStream } from '../src/image/stream-writer.js';
-import { writeXcCore } from '../src/image/xc-core-writer.js';
+import { openImage } from '../src/formats/open-image.js';
+import { writeSaveStream } from '../src/emulate/save-stream-writer.js';
+import { writeXcCore } from '../src/emulate/dump-core-writer.js';
 
 const repo = path.resolve(__dirname, '..');
 const dir = path.join(repo, 'corpora/scenarios');

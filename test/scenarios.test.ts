@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { emulateScenario, listScenarios, scenarioHostPath, type Scenario } from '../src/corpora/scenario.js';
-import { writeArchSharedInfo } from '../src/image/guest-image.js';
-import { writeEmulatedP2ms } from '../src/kernel/snapshot.js';
+import { writeArchSharedInfo } from '../src/xen/shared-info.js';
+import { writeEmulatedP2ms } from '../src/emulate/snapshot.js';
 
 const repo = path.resolve(__dirname, '..');
 const cli = path.join(repo, 'dist/src/cli.js');

@@ -1,4 +1,4 @@
-// Save streams (src/image/stream-v2.ts reader, stream-writer.ts emulated `xl save`, restore-check.ts).
+// Save streams (src/formats/save-stream.ts reader, stream-writer.ts emulated `xl save`, restore-check.ts).
 // Round trips: an emulated guest is audited in memory and again after an emulated save; both audits must
 // agree, and Xen's own verify-stream-v2 must accept every stream we write. Expected numbers are worked
 // out by hand from the host map below and xen-toolstack.md §1/§3 (see the comments at each value); the
@@ -8,26 +8,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auditImage, type AuditOutcome } from '../src/audit/audit-image.js';
-import { InputError } from '../src/image/guest-image.js';
-import type { MemoryImage } from '../src/image/memory-image.js';
-import { openImage } from '../src/image/open-image.js';
-import { renderRestoreCheck, restoreCheck } from '../src/image/restore-check.js';
-import {
-  FRAME_ABSENT,
-  FRAME_XTAB,
-  NO_TYPE,
-  openStream,
-  PFINFO_L4TAB,
-  PFINFO_LPINTAB,
-  PFINFO_NOTAB,
-  PFINFO_XTAB,
-  StreamImage,
-} from '../src/image/stream-v2.js';
-import { writeSaveStream, type SaveSummary } from '../src/image/stream-writer.js';
-import { parseE820 } from '../src/input/e820.js';
-import { emulate } from '../src/kernel/emulate.js';
-import { findProfile } from '../src/kernel/profiles.js';
-import { mapP2m } from '../src/toolstack/toolstack-view.js';
+import { InputError } from '../src/common/errors.js';
+import type { MemoryImage } from '../src/formats/memory-image.js';
+import { openImage } from '../src/formats/open-image.js';
+import { renderRestoreCheck, restoreCheck } from '../src/emulate/restore-check.js';
+import { FRAME_ABSENT, FRAME_XTAB, NO_TYPE, openStream, StreamImage } from '../src/formats/save-stream.js';
+import { PFINFO_L4TAB, PFINFO_LPINTAB, PFINFO_NOTAB, PFINFO_XTAB } from '../src/xen/stream-format.js';
+import { writeSaveStream, type SaveSummary } from '../src/emulate/save-stream-writer.js';
+import { parseE820 } from '../src/inputs/e820.js';
+import { emulate } from '../src/emulate/kernel/boot.js';
+import { findProfile } from '../src/emulate/kernel/profiles.js';
+import { mapP2m } from '../src/views/toolstack-view.js';
 import { verifyStream } from './helpers/verify-stream.js';
 
 /** A 512 MiB host: the classic low hole 0x9fc00–0xfffff (pfns 0x9f–0xff, 97 pages), RAM to 0x20000000. */

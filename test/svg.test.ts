@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { auditImage } from '../src/audit/audit-image.js';
-import { openImage } from '../src/image/open-image.js';
-import type { AuditReport } from '../src/report/classify.js';
+import { openImage } from '../src/formats/open-image.js';
+import type { AuditReport } from '../src/audit/verdict.js';
 import { CLASS_COLOURS, FATAL_COLOUR, VERDICT_COLOURS, renderSvg, renderSweepSvg, type SweepMatrix } from '../src/report/svg.js';
 import { colourHistogram, decodePng, dumpDom, ensureChromium, screenshot } from './helpers/chromium.js';
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseKconfig } from '../src/input/kconfig.js';
+import { parseKconfig } from '../src/inputs/kconfig.js';
 import { parseSweepRange, sizeText } from '../src/sweep/sweep.js';
 
 const repo = path.resolve(__dirname, '..');

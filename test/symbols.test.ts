@@ -6,8 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../src/image/guest-image.js';
-import { loadSymbols, symbolsBeside } from '../src/image/symbols.js';
+import { InputError } from '../src/common/errors.js';
+import { loadSymbols, symbolsBeside } from '../src/formats/symbols.js';
 
 const REAL = path.join(__dirname, '..', 'corpora', 'real');
 const SYSTEM_MAP = path.join(REAL, 'System.map-6.1.0-56-amd64.gz');

@@ -1,12 +1,12 @@
 // Toolstack view (map_p2m / map_p2m_tree / map_p2m_list of xg_sr_save_x86_pv.c) on hand-built images.
 // Every expected value below was worked out by hand from the arithmetic in docs/spec-notes/toolstack-walks.md.
 import { describe, expect, it } from 'vitest';
-import type { ToolstackView } from '../src/audit/leaf-map.js';
-import { type ArchSharedInfo, writeArchSharedInfo } from '../src/image/guest-image.js';
-import { MemoryImage } from '../src/image/memory-image.js';
-import { mapP2mTree } from '../src/toolstack/frame-list.js';
-import { mapP2mList } from '../src/toolstack/linear-p2m.js';
-import { mapP2m } from '../src/toolstack/toolstack-view.js';
+import type { ToolstackView } from '../src/views/p2m-leaves.js';
+import { type ArchSharedInfo, writeArchSharedInfo } from '../src/xen/shared-info.js';
+import { MemoryImage } from '../src/formats/memory-image.js';
+import { mapP2mTree } from '../src/views/map-p2m-tree.js';
+import { mapP2mList } from '../src/views/map-p2m-list.js';
+import { mapP2m } from '../src/views/toolstack-view.js';
 import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW } from '../src/xen/abi.js';
 
 const MAX_FRAME = 0xfffff;

@@ -1,12 +1,13 @@
 // The audit pipeline on one image: toolstack view (as save does) + guest view → worker pool (or the calling
 // thread, for small guests) → report.
-import { InputError, type GuestImage } from '../image/guest-image.js';
-import { readGuestView } from '../guest/guest-view.js';
-import { mapP2m, type ToolstackMethod } from '../toolstack/toolstack-view.js';
-import { buildReport, type AuditReport } from '../report/classify.js';
+import { InputError } from '../common/errors.js';
+import { type GuestImage } from '../formats/guest-image.js';
+import { readGuestView } from '../views/guest-view.js';
+import { mapP2m, type ToolstackMethod } from '../views/toolstack-view.js';
+import { buildReport, type AuditReport } from './verdict.js';
 import { auditInProcess, auditOnThisThread, createAuditPool, planLeaves, runAudit, type AuditRanges } from './run-audit.js';
 import { P2M_PER_PAGE } from '../xen/abi.js';
-import type { GuestView, ToolstackView } from './leaf-map.js';
+import type { GuestView, ToolstackView } from '../views/p2m-leaves.js';
 
 export interface AuditImageOptions {
   /** worker threads; 0 = on the calling thread (so are small guests: IN_THREAD_MAX_LEAVES, IN_THREAD_MAX_LEAVES_WARM) */

@@ -13,27 +13,13 @@
 // differ or carry markers, through a Uint32Array view of the page (about ten times faster than
 // Buffer.readUInt32LE). No allocation per entry: one view per page, ranges appended to a growable
 // Float64Array. A page source may hand over per-page flags computed in advance (PAGE_FLAG_*: the audit
-// worker computes them for a whole read batch in WebAssembly SIMD, src/audit/leaf-scan.ts); with them the
+// worker computes them for a whole read batch in WebAssembly SIMD, src/audit/page-flags-loader.ts); with them the
 // fast path's "every high word 0" and "all INVALID" tests are a bit test instead of a scan of the page.
 // Without them (auditInProcess, the JS fallback) the page is scanned here; the ranges are the same.
-import { pageWords } from '../image/page-words.js';
-import {
-  FOREIGN_FRAME_HI,
-  IDENTITY_FRAME_HI,
-  INVALID_P2M_ENTRY_WORD,
-  P2M_ENTRY_SIZE,
-  P2M_PER_PAGE,
-  PAGE_SIZE,
-} from '../xen/abi.js';
-import {
-  GuestLeaf,
-  PfnClass,
-  PFN_CLASS_NAMES,
-  ToolLeaf,
-  type ClassRange,
-  type GuestLeafKind,
-  type PfnClassCode,
-} from './leaf-map.js';
+import { pageWords } from '../xen/page-words.js';
+import { FOREIGN_FRAME_HI, IDENTITY_FRAME_HI, INVALID_P2M_ENTRY_WORD, P2M_ENTRY_SIZE, P2M_PER_PAGE, PAGE_SIZE } from '../xen/abi.js';
+import { GuestLeaf, type GuestLeafKind } from '../views/p2m-leaves.js';
+import { PfnClass, PFN_CLASS_NAMES, ToolLeaf, type ClassRange, type PfnClassCode } from './pfn-class.js';
 
 /** u32 words per entry and per page; an entry's low word comes first (little-endian). */
 const WORD_BYTES = Uint32Array.BYTES_PER_ELEMENT;
@@ -49,7 +35,7 @@ const INITIAL_SINK_RANGES = 64;
 /** A leaf page whose 512 entries are all INVALID_P2M_ENTRY (p2m_missing / p2m_identity contents). */
 export const ALL_INVALID_PAGE: Buffer = Buffer.alloc(PAGE_SIZE, 0xff);
 
-// Per-page flags a page source may compute in advance (mirrored in src/wasm/leaf-scan.ts).
+// Per-page flags a page source may compute in advance (mirrored in src/wasm/page-flags.ts).
 /** Every entry's high word is 0: plain RAM with mfn < 2^32, no markers, no INVALID (allHiWordsZero). */
 export const PAGE_FLAG_HI_WORDS_ZERO = 1;
 /** Every entry is INVALID_P2M_ENTRY: the page equals ALL_INVALID_PAGE. */

@@ -7,10 +7,11 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { GuestImage } from '../image/guest-image.js';
+import type { GuestImage } from '../formats/guest-image.js';
 import { P2M_PER_PAGE, PAGE_SIZE } from '../xen/abi.js';
 import { classifyShard, RangeSink, type LeafPageSource } from './compare-leaf.js';
-import { GuestLeaf, PfnClass, ToolLeaf, type ClassRange, type GuestView, type PfnClassCode, type ToolstackView } from './leaf-map.js';
+import { GuestLeaf, type GuestView, type ToolstackView } from '../views/p2m-leaves.js';
+import { PfnClass, ToolLeaf, type ClassRange, type PfnClassCode } from './pfn-class.js';
 import { planShards, type Shard } from './shard-plan.js';
 import { readShard, type AuditTask } from './shard-reader.js';
 

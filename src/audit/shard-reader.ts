@@ -2,14 +2,14 @@
 // workers"): given both views' leaf locations as file offsets (no page data crosses a thread boundary),
 // it opens the file read-only, reads the leaf pages itself with positional reads — runs of consecutive
 // offsets in one larger read — into buffers inside the WebAssembly leaf kernel's memory
-// (src/audit/leaf-scan.ts), computes every batch's page flags in one call, and runs the shared classifier
+// (src/audit/page-flags-loader.ts), computes every batch's page flags in one call, and runs the shared classifier
 // (compare-leaf.ts classifyShard): classifyLeaf's fast path is a bit test (JS fallback: no flags). Used by
 // the audit worker (workers/audit-worker.ts) and, for small guests, on the main thread (run-audit.ts).
 import fs from 'node:fs';
 import { classifyShard, PAGE_FLAGS_UNKNOWN, RangeSink, type LeafPageSource } from './compare-leaf.js';
-import { LeafScanBatch } from './leaf-scan.js';
+import { LeafScanBatch } from './page-flags-loader.js';
 import { PAGE_SIZE } from '../xen/abi.js';
-import { readAt } from '../image/file-io.js';
+import { readAt } from '../formats/file-io.js';
 
 /** One shard, as run-audit.ts posts it. Offsets are file offsets of 4 KiB frames. */
 export interface AuditTask {

@@ -1,6 +1,6 @@
 // `p2m-audit audit FILE`: open the image, run the audit pipeline (src/audit/audit-image.ts), print the report.
 import { auditImage } from '../audit/audit-image.js';
-import { openImage } from '../image/open-image.js';
+import { openImage } from '../formats/open-image.js';
 import { renderJson } from '../report/json.js';
 import { renderText } from '../report/text.js';
 import { progress, symbolsOpt, writeSvgFile } from './common.js';

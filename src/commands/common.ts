@@ -2,8 +2,9 @@
 // "is this output an input file?", writing a picture, and --system-map.
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError, type SymbolTable } from '../image/guest-image.js';
-import { loadSymbols } from '../image/symbols.js';
+import { InputError } from '../common/errors.js';
+import { type SymbolTable } from '../formats/symbols.js';
+import { loadSymbols } from '../formats/symbols.js';
 
 export function readText(file: string, what: string): string {
   try {

@@ -1,24 +1,25 @@
 // `p2m-audit emulate`: gather the boot inputs (host map, profile, dom0_mem= or an xl config, kernel config)
-// with where each came from, run the kernel emulator (src/kernel/emulate.ts), write the guest in one of
+// with where each came from, run the kernel emulator (src/emulate/kernel/boot.ts), write the guest in one of
 // the formats, and optionally compare it with a boot log or audit it at once.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { InputError, type E820Entry } from '../image/guest-image.js';
-import { writeSaveStream } from '../image/stream-writer.js';
-import { formatSystemMap } from '../image/symbols.js';
-import { writeXcCore } from '../image/xc-core-writer.js';
-import { dom0PagesChecked, parseDom0Mem } from '../input/dom0-mem.js';
-import { parseE820, sanitizeE820 } from '../input/e820.js';
-import { parseXlConfig } from '../input/xl-config.js';
-import { buildDomUMemoryMap } from '../kernel/libxl-e820.js';
-import { loadKconfig } from '../input/kconfig.js';
-import { dom0PagesFromLog, parseBootLog } from '../input/boot-log.js';
-import { compareBoot, renderComparison } from '../report/compare.js';
+import { InputError } from '../common/errors.js';
+import { type E820Entry } from '../inputs/e820.js';
+import { writeSaveStream } from '../emulate/save-stream-writer.js';
+import { formatSystemMap } from '../formats/symbols.js';
+import { writeXcCore } from '../emulate/dump-core-writer.js';
+import { dom0PagesChecked, parseDom0Mem } from '../inputs/dom0-mem.js';
+import { parseE820, sanitizeE820 } from '../inputs/e820.js';
+import { parseXlConfig } from '../inputs/xl-config.js';
+import { buildDomUMemoryMap } from '../emulate/kernel/libxl-e820.js';
+import { loadKconfig } from '../inputs/kconfig.js';
+import { dom0PagesFromLog, parseBootLog } from '../inputs/boot-log.js';
+import { compareBoot, renderComparison } from '../report/boot-comparison.js';
 import { E820_RAM, hex } from '../xen/abi.js';
-import { emulate } from '../kernel/emulate.js';
-import { findProfile, profileIds } from '../kernel/profiles.js';
-import { writeEmulatedP2ms } from '../kernel/snapshot.js';
+import { emulate } from '../emulate/kernel/boot.js';
+import { findProfile, profileIds } from '../emulate/kernel/profiles.js';
+import { writeEmulatedP2ms } from '../emulate/snapshot.js';
 import { auditFile } from './audit.js';
 import { readText, sameFile } from './common.js';
 

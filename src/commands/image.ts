@@ -1,9 +1,9 @@
 // The commands that read one image and print what is in it: `p2m` (xen-mfndump's dump-p2m format),
 // `restore-check` (what the restore side would lose) and `inspect` (format, arch fields, symbols, facts).
-import { InputError } from '../image/guest-image.js';
-import { openImage } from '../image/open-image.js';
-import { renderRestoreCheck, restoreCheck } from '../image/restore-check.js';
-import { renderMfndump, type MfndumpView } from '../report/p2m-dump.js';
+import { InputError } from '../common/errors.js';
+import { openImage } from '../formats/open-image.js';
+import { renderRestoreCheck, restoreCheck } from '../emulate/restore-check.js';
+import { renderMfndump, type MfndumpView } from '../report/mfndump.js';
 import { inspectImage, renderInspect } from '../report/inspect.js';
 import { symbolsOpt } from './common.js';
 

@@ -1,8 +1,8 @@
 // `p2m-audit sweep`: emulate and audit every dom0_mem value × profile on one host map (src/sweep/sweep.ts)
 // and print the matrix as text, CSV or JSON, optionally drawn as SVG.
-import { parseE820 } from '../input/e820.js';
-import { loadKconfig } from '../input/kconfig.js';
-import { EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR, EXIT_WARNINGS } from '../report/classify.js';
+import { parseE820 } from '../inputs/e820.js';
+import { loadKconfig } from '../inputs/kconfig.js';
+import { EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR, EXIT_WARNINGS } from '../audit/verdict.js';
 import { renderSweepSvg } from '../report/svg.js';
 import { renderSweepCsv, renderSweepText, runSweep } from '../sweep/sweep.js';
 import { progress, readText, writeSvgFile } from './common.js';

@@ -1,7 +1,7 @@
 // npm run corpora: (re)generate corpora/scenarios/<name>.p2ms from every scenario file.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeEmulatedP2ms } from '../kernel/snapshot.js';
+import { writeEmulatedP2ms } from '../emulate/snapshot.js';
 import { emulateScenario, listScenarios } from './scenario.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

@@ -2,11 +2,11 @@
 // expected verdict and fatal ranges derived by hand in the file itself.
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../image/guest-image.js';
-import { computeDom0Pages, parseDom0Mem } from '../input/dom0-mem.js';
-import { parseE820 } from '../input/e820.js';
-import { emulate, type EmulatedGuest } from '../kernel/emulate.js';
-import { findProfile } from '../kernel/profiles.js';
+import { InputError } from '../common/errors.js';
+import { computeDom0Pages, parseDom0Mem } from '../inputs/dom0-mem.js';
+import { parseE820 } from '../inputs/e820.js';
+import { emulate, type EmulatedGuest } from '../emulate/kernel/boot.js';
+import { findProfile } from '../emulate/kernel/profiles.js';
 
 export interface ScenarioExpect {
   verdict: string;

@@ -5,21 +5,14 @@
 // Exit codes: 0 no failure, 1 failures found (reproducers in --findings), 2 usage or input error.
 import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { InputError } from '../image/guest-image.js';
-import {
-  CHILD_FLAG,
-  DEFAULT_BATCH,
-  DEFAULT_HANG_MS,
-  DEFAULT_ITERATIONS,
-  DEFAULT_RSS_LIMIT,
-  describeOutcome,
-  isFailure,
-  replayFile,
-  runFuzz,
-  signatureOf,
-  type FuzzSummary,
-} from './harness.js';
-import { CLASS_NAMES, seedFrom } from './mutate.js';
+import { InputError } from '../common/errors.js';
+import { DEFAULT_BATCH, DEFAULT_ITERATIONS, runFuzz, type FuzzSummary } from './harness.js';
+import { DEFAULT_HANG_MS, DEFAULT_RSS_LIMIT } from './limits.js';
+import { CLASS_NAMES } from './mutate.js';
+import { describeOutcome, isFailure, signatureOf } from './outcome.js';
+import { CHILD_FLAG } from './protocol.js';
+import { replayFile } from './reproducer.js';
+import { seedFrom } from './rng.js';
 
 const EXIT_CLEAN = 0;
 const EXIT_FAILURES = 1;
@@ -163,7 +156,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (process.argv.includes(CHILD_FLAG)) {
-  const { runChild } = await import('./harness.js');
+  const { runChild } = await import('./child.js');
   runChild();
 } else {
   main(process.argv.slice(2)).then(

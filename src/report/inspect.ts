@@ -1,6 +1,7 @@
 // `inspect`: what an image contains (format, frame space, shared_info arch fields, cr3, symbols, boot facts).
-import type { GuestImage } from '../image/guest-image.js';
+import type { GuestImage } from '../formats/guest-image.js';
 import { hex } from '../xen/abi.js';
+import { bootFactsOf } from '../formats/guest-image.js';
 
 /** Kernel symbols the views use, by layout. */
 export const P2M_SYMBOLS = {
@@ -29,7 +30,7 @@ export function inspectImage(img: GuestImage): InspectInfo {
   const layout = img.symbols.has('xen_p2m_addr') ? 'list' : img.symbols.has('p2m_top') ? 'tree' : 'unknown';
   const needed = layout === 'list' ? P2M_SYMBOLS.list : layout === 'tree' ? P2M_SYMBOLS.tree : ['xen_p2m_addr or p2m_top'];
   const a = img.arch;
-  const f = img.bootFacts;
+  const f = bootFactsOf(img);
   return {
     schema: 'p2m-audit/inspect@1',
     file: img.path,

@@ -2,10 +2,10 @@
 // field by field in docs/json-report.md. Pfns, frame-sized values and addresses are 0x-prefixed
 // lowercase hex strings; counts (pages, MiB, ranges, exit code) are numbers; every range is printed with
 // an inclusive `end`. Field order and names are stable within a schema version.
-import type { PfnRange } from '../image/guest-image.js';
-import { PFN_CLASS_NAMES } from '../audit/leaf-map.js';
+import type { PfnRange } from '../common/pfn-range.js';
+import { PFN_CLASS_NAMES } from '../audit/pfn-class.js';
 import { hex } from '../xen/abi.js';
-import type { AuditReport, ClassTotals, FatalRange, NotedRange, ReportRange } from './classify.js';
+import type { AuditReport, ClassTotals, FatalRange, NotedRange, ReportRange } from '../audit/verdict.js';
 
 export const JSON_SCHEMA = 'p2m-audit/audit@1';
 

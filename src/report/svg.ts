@@ -5,10 +5,11 @@
 // The pfn axis is to scale piecewise: tiny ranges get a minimum width, long identity/missing stretches
 // are drawn compressed behind a zig-zag break labelled with their true size. renderSweepSvg draws a
 // sweep matrix (dom0_mem × profile). Pure string building: self-contained SVG, all text escaped.
-import type { PfnClassName } from '../audit/leaf-map.js';
-import type { BootFacts, E820Entry, RemapRecord } from '../image/guest-image.js';
+import type { PfnClassName } from '../audit/pfn-class.js';
+import type { BootFacts, RemapRecord } from '../inputs/boot-facts.js';
+import type { E820Entry } from '../inputs/e820.js';
 import { GiB, KiB, MiB, PAGE_SIZE, hex } from '../xen/abi.js';
-import { e820TypeName, formatMib, pfnSpan, type AuditReport, type CauseKind } from './classify.js';
+import { e820TypeName, formatMib, pfnSpan, type AuditReport, type CauseKind } from '../audit/verdict.js';
 
 /** Sweep matrix: rows are dom0_mem values, columns profiles; cells[row][col]. */
 export interface SweepMatrix {

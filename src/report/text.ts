@@ -1,9 +1,9 @@
 // Text reporter: models the human-readable audit result — a verdict line, the toolstack bound against
 // the kernel's own bounds, each fatal range with its cause and what breaks, then warnings, errors and a
 // benign summary. Pfns are 0x-prefixed lowercase hex; ranges are printed inclusive (start-end).
-import { PFN_CLASS_NAMES } from '../audit/leaf-map.js';
+import { PFN_CLASS_NAMES } from '../audit/pfn-class.js';
 import { hex } from '../xen/abi.js';
-import { formatMib, pfnSpan, type AuditReport, type NotedRange, type ReportRange } from './classify.js';
+import { formatMib, pfnSpan, type AuditReport, type NotedRange, type ReportRange } from '../audit/verdict.js';
 
 /** At most this many ranges per section are printed (the JSON report lists all of them). */
 export const MAX_TEXT_RANGES = 20;

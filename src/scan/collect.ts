@@ -5,7 +5,7 @@
 // stable order: the arguments' order, sorted inside each directory and glob.
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../image/guest-image.js';
+import { InputError } from '../common/errors.js';
 import { expandGlob, hasGlobMagic } from './glob.js';
 
 /** One file to scan. */

@@ -4,8 +4,8 @@
 // process killed mid-write can leave at most one partial last line, which the next open cuts off.
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../image/guest-image.js';
-import { EXIT_INPUT_ERROR, formatMib, pagesToMib, type Verdict } from '../report/classify.js';
+import { InputError } from '../common/errors.js';
+import { EXIT_INPUT_ERROR, formatMib, pagesToMib, type Verdict } from '../audit/verdict.js';
 
 export const SCAN_SCHEMA = 'p2m-audit/scan@1';
 

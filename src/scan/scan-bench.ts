@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { auditImage } from '../audit/audit-image.js';
-import { openImage } from '../image/open-image.js';
+import { openImage } from '../formats/open-image.js';
 import { runScan } from './scan.js';
 
 /** The committed scenario snapshots the corpus is made of (corpora/scenarios/<name>.p2ms). */

@@ -6,11 +6,11 @@
 // every written line whole, exit code 130.
 import path from 'node:path';
 import { auditImage } from '../audit/audit-image.js';
-import { InputError } from '../image/guest-image.js';
-import { detectFormat, openImage, readHead } from '../image/open-image.js';
-import { loadSymbols } from '../image/symbols.js';
-import { EXIT_INPUT_ERROR, pagesToMib } from '../report/classify.js';
-import type { FaultHook } from '../../workers/scan-worker.js';
+import { InputError } from '../common/errors.js';
+import { detectFormat, openImage, readHead } from '../formats/open-image.js';
+import { loadSymbols } from '../formats/symbols.js';
+import { EXIT_INPUT_ERROR, pagesToMib } from '../audit/verdict.js';
+import type { FaultHook } from './scan-task.js';
 import { collectEntries, type ScanEntry } from './collect.js';
 import type { ScanProgress } from './progress.js';
 import { readResumeIndex, resultJson, resultText, resumeKey, ResultLog, type ScanResult } from './results.js';
@@ -22,7 +22,7 @@ export { EXIT_INTERRUPTED, type ScanSummary } from './summary.js';
 export type { ScanResult } from './results.js';
 
 export const SUMMARY_SCHEMA = 'p2m-audit/scan-summary@1';
-/** Environment variable of the worker fault test hook (workers/scan-worker.ts, docs/scan.md). */
+/** Environment variable of the worker fault test hook (src/scan/scan-task.ts, docs/scan.md). */
 export const FAULT_ENV = 'P2M_AUDIT_SCAN_FAULT';
 /** Largest --jobs accepted (as the CLI's parseJobs). */
 const MAX_JOBS = 256;

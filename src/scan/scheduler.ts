@@ -1,5 +1,5 @@
 // The scan's work scheduler (docs/scan.md "How the work is spread"): ONE piscina pool of `jobs`
-// threads (workers/scan-worker.ts) for every file of a scan.
+// threads (src/scan/scan-task.ts) for every file of a scan.
 //   - A small file is one task: the worker audits it whole.
 //   - A large file (size ≥ shardThreshold) is planned here on the main thread — both views read, leaves
 //     planned (planLeaves) and cut into shards (planShards) — and its shards (shardTask, the audit
@@ -14,16 +14,17 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { RangeSink } from '../audit/compare-leaf.js';
-import type { GuestView, ToolstackView } from '../audit/leaf-map.js';
+import type { GuestView, ToolstackView } from '../views/p2m-leaves.js';
 import { addTail, auditTaskTransferList, planLeaves, shardTask, sinkStats, type LeafPlan } from '../audit/run-audit.js';
 import { planShards, SHARDS_PER_WORKER, type Shard } from '../audit/shard-plan.js';
-import { readGuestView } from '../guest/guest-view.js';
-import { InputError, type GuestImage } from '../image/guest-image.js';
-import { detectFormat, openImage, readHead } from '../image/open-image.js';
-import type { SymbolTable } from '../image/guest-image.js';
-import { buildReport, EXIT_INPUT_ERROR, type Verdict } from '../report/classify.js';
-import { mapP2m } from '../toolstack/toolstack-view.js';
-import type { FaultHook, FileOutcome, ScanTask, ShardTask } from '../../workers/scan-worker.js';
+import { readGuestView } from '../views/guest-view.js';
+import { InputError } from '../common/errors.js';
+import { type GuestImage } from '../formats/guest-image.js';
+import { detectFormat, openImage, readHead } from '../formats/open-image.js';
+import type { SymbolTable } from '../formats/symbols.js';
+import { buildReport, EXIT_INPUT_ERROR, type Verdict } from '../audit/verdict.js';
+import { mapP2m } from '../views/toolstack-view.js';
+import type { FaultHook, FileOutcome, ScanTask, ShardTask } from './scan-task.js';
 import type { ScanEntry } from './collect.js';
 import type { ScanResult } from './results.js';
 

@@ -1,7 +1,7 @@
 // The scan summary: counts per verdict, fatal pages/MiB in all, the worst files first, the errors with
 // their one-line reasons, throughput, and the scan's exit code. Built incrementally (a scan of a million
 // files keeps counts, the WORST_LISTED worst files and the first ERRORS_LISTED errors, not every result).
-import { EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR, EXIT_WARNINGS, formatMib, pagesToMib, type Verdict } from '../report/classify.js';
+import { EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR, EXIT_WARNINGS, formatMib, pagesToMib, type Verdict } from '../audit/verdict.js';
 import type { ScanResult } from './results.js';
 
 /** Exit code of a scan stopped by SIGINT (128 + signal 2, as shells report it). */

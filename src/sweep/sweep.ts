@@ -3,10 +3,11 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { InputError, type E820Entry } from '../image/guest-image.js';
-import { dom0PagesChecked, parseDom0Mem } from '../input/dom0-mem.js';
-import { findProfile, profileIds } from '../kernel/profiles.js';
-import type { SweepTask, SweepCell } from '../../workers/sweep-worker.js';
+import { InputError } from '../common/errors.js';
+import { type E820Entry } from '../inputs/e820.js';
+import { dom0PagesChecked, parseDom0Mem } from '../inputs/dom0-mem.js';
+import { findProfile, profileIds } from '../emulate/kernel/profiles.js';
+import type { SweepTask, SweepCell } from './sweep-cell.js';
 
 export type { SweepCell };
 

@@ -136,3 +136,9 @@ export const PAGES_PER_MIB = MiB / PAGE_SIZE;
 export function hex(n: number | bigint): string {
   return '0x' + n.toString(16);
 }
+
+/** PADDR_BITS (xen/arch/x86/include/asm/page-bits.h): x86-64 machine addresses have 52 bits. */
+export const PADDR_BITS = 52;
+
+/** The largest mfn x86-64 can name; stands in for max_mfn when the image does not know it. */
+export const MAX_MFN_ARCH = 2 ** (PADDR_BITS - PAGE_SHIFT) - 1;

@@ -1,6 +1,6 @@
 // Hand-built audit views for tests: a toolstack view whose walk succeeded up to a bound, and a guest view
 // of given leaf kinds and frames (no symbols, no structure frames, no notes).
-import type { GuestView, ToolstackView } from '../../src/audit/leaf-map.js';
+import type { GuestView, ToolstackView } from '../../src/views/p2m-leaves.js';
 import { P2M_PER_PAGE } from '../../src/xen/abi.js';
 
 /** A successful walk covering pfns [0, boundPfn) with these leaf frames (< 0 = absent leaf). */

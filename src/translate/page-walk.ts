@@ -1,0 +1,325 @@
+// x86-64 4-level page walk over an image's frame space.
+//
+// Follows the IA-32e paging rules of the Intel SDM vol. 3A §4.5 (4-level paging: PML4 → PDPT → PD → PT,
+// 9 index bits per level, PS bit at the PDPT/PD level selecting a 1 GiB/2 MiB page) and the entry
+// layout Linux names in arch/x86/include/asm/pgtable_types.h (_PAGE_PRESENT, _PAGE_PSE, PTE_PFN_MASK).
+// Levels are numbered as Xen and Linux do: L4 = PML4 (the table cr3 names) … L1 = the PTE page.
+//
+// Conventions:
+//  * Frames named in entries are taken to be in the image's frame space (bits 12..51 of the entry),
+//    so the same code walks machine frames (dump-core, snapshots) and pfns (save streams).
+//  * Entries are read as two u32 words (low word first); no BigInt touches the per-entry loop.
+//  * Flag bits other than P and PS are ignored (RW/US/NX/A/D/PAT do not change which frame is named);
+//    bits 52..63 are masked away with PTE_PFN_MASK. In a large leaf the frame bits below the leaf's
+//    alignment (PAT bit 12 and the reserved bits) are ignored, as the MMU does: a 2 MiB leaf names
+//    a 512-frame aligned run, a 1 GiB leaf a 262144-frame aligned run.
+//  * PS in an L4 entry is reserved on x86-64 (SDM §4.5.4): the walk reports it as a failure.
+//  * A walk reads at most PT_LEVELS_64 tables, so it always terminates. A table entry that names a
+//    table already on the path (a loop, e.g. L4[i] → the L4 page itself) is followed exactly as the
+//    MMU would (the "recursive mapping" trick): that page is simply read again as the next lower
+//    level's table, and the walk still stops after the L1 entry. The result is therefore defined
+//    and is the hardware's result (a loop at every level makes the page tables readable as data).
+//  * Failures carry the level of the table being read (4..1), that table's frame and the entry index.
+//    Level 0 means the failure is not at a table: a non-canonical VA (tableFrame −1) or, for
+//    readVirt, a data frame absent from the image (tableFrame is that data frame). index is −1 then.
+import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, L1_SHIFT, L2_SHIFT, L3_SHIFT, L4_SHIFT, PAGE_SHIFT, PAGE_SIZE, PT_LEVELS_64, PTE_PFN_MASK_HI, PTE_PFN_MASK_LO, PTE_SIZE, PTRS_PER_TABLE, SIZE_1G, SIZE_2M, SIZE_4K, hex } from '../xen/abi.js';
+import { pageWords } from '../xen/page-words.js';
+
+/** Anything that hands out 4 KiB frames (every GuestImage does). The buffer may be reused by the next call. */
+export type FrameReader = { readFrame(frame: number): Buffer | null };
+
+export interface Translation {
+  /** the 4 KiB frame (image frame space) holding the byte at the VA */
+  frame: number;
+  /** byte offset of the VA inside that 4 KiB frame */
+  offset: number;
+  /** size of the leaf that mapped it */
+  pageSize: 4096 | 2097152 | 1073741824;
+}
+
+export type WalkFailure = { error: string; level: number; tableFrame: number; index: number };
+
+type PageSize = Translation['pageSize'];
+
+// ---- derived geometry -------------------------------------------------------------------------
+/** Bits of VA one table level resolves (log2 PTRS_PER_TABLE = 9). */
+const INDEX_BITS = 31 - Math.clz32(PTRS_PER_TABLE);
+/** Implemented linear-address bits with 4-level paging: 48. */
+const VA_BITS = L4_SHIFT + INDEX_BITS;
+/** Width of one entry word. */
+const WORD_BITS = 32;
+export const WORD_BYTES = PTE_SIZE / 2;
+/** Multiplier turning the high entry word's address bits into frame-number bits (2^20). */
+export const HI_WORD_FRAME_SCALE = 2 ** (WORD_BITS - PAGE_SHIFT);
+/** u32 words per page-table entry (lo, then hi). */
+const WORDS_PER_PTE = PTE_SIZE / WORD_BYTES;
+/** 2^64: the first value that is not a 64-bit address. */
+const VA_LIMIT = 1n << 64n;
+/** Mask of the implemented VA bits, and the sign-extension boundary values. */
+export const VA_MASK = (1n << BigInt(VA_BITS)) - 1n;
+const CANONICAL_SIGN_SHIFT = BigInt(VA_BITS - 1);
+/** bits 63..47 all ones */
+const CANONICAL_HIGH_TOP = (1n << BigInt(64 - (VA_BITS - 1))) - 1n;
+/** first VA of the upper canonical half (0xffff800000000000) */
+const UPPER_HALF_START = VA_LIMIT - (1n << CANONICAL_SIGN_SHIFT);
+const PAGE_SIZE_N = BigInt(PAGE_SIZE);
+
+/** VA shift of each level's index, by level number (index 0 unused: the byte offset). */
+const LEVEL_SHIFT = [PAGE_SHIFT, L1_SHIFT, L2_SHIFT, L3_SHIFT, L4_SHIFT];
+/** Bytes one entry at each level spans (level 1: 4 KiB … level 4: 512 GiB). */
+const LEVEL_SPAN = LEVEL_SHIFT.map((s) => 2 ** s);
+/** 4 KiB frames in a 2 MiB and a 1 GiB leaf. */
+export const FRAMES_PER_2M = SIZE_2M / SIZE_4K;
+export const FRAMES_PER_1G = SIZE_1G / SIZE_4K;
+
+// ---- entry helpers ----------------------------------------------------------------------------
+/** Frame named by an entry given as its two words (bits 12..51 of the entry). */
+export function entryFrame(lo: number, hi: number): number {
+  return (hi & PTE_PFN_MASK_HI) * HI_WORD_FRAME_SCALE + ((lo & PTE_PFN_MASK_LO) >>> PAGE_SHIFT);
+}
+
+/** Index of the entry covering a 48-bit VA (as a number) in the table of `level`. */
+export function levelIndex(v48: number, level: number): number {
+  return Math.floor(v48 / LEVEL_SPAN[level]!) % PTRS_PER_TABLE;
+}
+
+export function isCanonical(va: bigint): boolean {
+  if (va < 0n || va >= VA_LIMIT) return false;
+  const top = va >> CANONICAL_SIGN_SHIFT;
+  return top === 0n || top === CANONICAL_HIGH_TOP;
+}
+
+function nonCanonical(va: bigint): WalkFailure {
+  const why = va < 0n || va >= VA_LIMIT ? 'is not a 64-bit address' : `is not canonical (bits 63..${VA_BITS - 1} differ)`;
+  return { error: `VA ${hex(va)} ${why}`, level: 0, tableFrame: -1, index: -1 };
+}
+
+function failure(error: string, level: number, tableFrame: number, index: number): WalkFailure {
+  return { error, level, tableFrame, index };
+}
+
+export function isWalkFailure(x: Translation | WalkFailure): x is WalkFailure {
+  return (x as WalkFailure).error !== undefined;
+}
+
+/**
+ * VA → (4 KiB frame holding it, byte offset in that frame). 2 MiB and 1 GiB leaves (PSE at L2/L3)
+ * give the right 4K frame inside the big page. Non-canonical VA, non-present entry, PSE in an L4 entry,
+ * absent table frame → failure (never throws).
+ */
+export function translate(img: FrameReader, cr3Frame: number, va: bigint): Translation | WalkFailure {
+  if (!isCanonical(va)) return nonCanonical(va);
+  const v48 = Number(va & VA_MASK);
+  const pageOffset = v48 % PAGE_SIZE;
+  let table = cr3Frame;
+  for (let level = PT_LEVELS_64; level >= 1; level--) {
+    const idx = levelIndex(v48, level);
+    const page = img.readFrame(table);
+    if (page === null) {
+      return failure(`L${level} table frame ${hex(table)} is absent from the image (walking VA ${hex(va)})`, level, table, idx);
+    }
+    const lo = page.readUInt32LE(idx * PTE_SIZE);
+    const hi = page.readUInt32LE(idx * PTE_SIZE + WORD_BYTES);
+    if ((lo & _PAGE_PRESENT) === 0) {
+      return failure(`L${level} entry ${idx} of table ${hex(table)} is not present (walking VA ${hex(va)})`, level, table, idx);
+    }
+    const named = entryFrame(lo, hi);
+    if (level === 1) return { frame: named, offset: pageOffset, pageSize: SIZE_4K as PageSize };
+    if ((lo & _PAGE_PSE) !== 0) {
+      if (level === PT_LEVELS_64) {
+        return failure(`L4 entry ${idx} of table ${hex(table)} has the reserved PS bit set (walking VA ${hex(va)})`, level, table, idx);
+      }
+      const perLeaf = level === 3 ? FRAMES_PER_1G : FRAMES_PER_2M;
+      const base = named - (named % perLeaf);
+      const within = Math.floor((v48 % LEVEL_SPAN[level]!) / PAGE_SIZE);
+      return { frame: base + within, offset: pageOffset, pageSize: (level === 3 ? SIZE_1G : SIZE_2M) as PageSize };
+    }
+    table = named;
+  }
+  // unreachable: level 1 always returns
+  return failure('walk did not reach a leaf', 0, -1, -1);
+}
+
+/**
+ * Walk `count` consecutive 4 KiB pages from page-aligned `va`, calling visit(i, frame, l1TableFrame)
+ * once per page, in order. frame is −1 for a page that is not mapped (non-present entry at any level,
+ * absent table frame, reserved PS at L4, non-canonical VA, or past 2^64). l1TableFrame is the PTE page
+ * whose entry mapped the page, −1 for pages mapped by a 2 MiB/1 GiB leaf and for unmapped pages.
+ *
+ * Each table page is read once per run of pages it covers (the last table seen at each level is cached
+ * in the walker's own copy, so a reader that reuses its buffer is safe and visit may read frames), and
+ * a non-present L4/L3/L2 entry skips its whole span without further reads. Every step of the loop
+ * consumes at least one page and reads at most four tables, so the cost is O(count) even when tables
+ * form a cycle; results always equal per-page translate().
+ *
+ * With `repeat`, a run of pages mapped through the same PTE page, at the same entries, as the previous
+ * run is reported as repeat(i, n, from) — pages i..i+n−1 map exactly as pages from..from+n−1 did —
+ * instead of n visits: Linux ≥ 4.0 maps every all-missing or all-identity GiB of its p2m list through
+ * one shared PTE page (p2m_missing_pte / p2m_identity_pte), so the area past RAM costs one call per GiB.
+ * Throws RangeError for a va that is not a page-aligned 64-bit address or a count that is not a
+ * non-negative integer.
+ */
+export function walkRange(
+  img: FrameReader,
+  cr3Frame: number,
+  va: bigint,
+  count: number,
+  visit: (i: number, frame: number, l1TableFrame: number) => void,
+  repeat?: (i: number, n: number, from: number) => void,
+): void {
+  if (va < 0n || va >= VA_LIMIT || va % PAGE_SIZE_N !== 0n) throw new RangeError(`walkRange: VA ${hex(va)} is not a page-aligned 64-bit address`);
+  if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`walkRange: count ${count} is not a non-negative integer`);
+
+  // Per-level cache of the last table read: frame number and a private copy (null = absent from image).
+  const cachedFrame = [-1, -1, -1, -1, -1];
+  const cachedPage: (Buffer | null)[] = [null, null, null, null, null];
+  const copies = [0, 1, 2, 3, 4].map(() => Buffer.alloc(PAGE_SIZE));
+  const load = (level: number, frame: number): Buffer | null => {
+    if (cachedFrame[level] !== frame) {
+      const page = img.readFrame(frame);
+      cachedFrame[level] = frame;
+      if (page === null) {
+        cachedPage[level] = null;
+      } else {
+        const copy = copies[level]!;
+        page.copy(copy, 0, 0, PAGE_SIZE);
+        cachedPage[level] = copy;
+      }
+    }
+    return cachedPage[level]!;
+  };
+
+  // the last run of pages visited through a PTE page: its frame, first entry, length and first page index
+  const lastRun = { table: -1, idx: 0, n: 0, i: 0 };
+  let i = 0;
+  let cur = va;
+  /** report `n` unmapped pages and advance */
+  const skip = (n: number): void => {
+    for (let k = 0; k < n; k++) visit(i + k, -1, -1);
+    i += n;
+    cur += BigInt(n) * PAGE_SIZE_N;
+  };
+  /** pages from v48 to the end of the span of a level-`level` entry, capped by what remains */
+  const pagesToSpanEnd = (v48: number, level: number): number => {
+    const span = LEVEL_SPAN[level]!;
+    const left = (span - (v48 % span)) / PAGE_SIZE;
+    return Math.min(left, count - i);
+  };
+
+  while (i < count) {
+    if (cur >= VA_LIMIT) {
+      skip(count - i);
+      break;
+    }
+    if (!isCanonical(cur)) {
+      // cur is in the hole between the halves: jump to the upper half
+      const pages = (UPPER_HALF_START - cur) / PAGE_SIZE_N;
+      skip(pages < BigInt(count - i) ? Number(pages) : count - i);
+      continue;
+    }
+    const v48 = Number(cur & VA_MASK);
+
+    let table = cr3Frame;
+    let mappedBy = -1; // level of the leaf that maps cur, or -1 when unmapped
+    let failedLevel = -1;
+    let named = 0;
+    for (let level = PT_LEVELS_64; level >= 1; level--) {
+      const page = load(level, table);
+      if (page === null) {
+        // the table for this level is absent: everything the entry above it spans is unmapped
+        failedLevel = Math.min(level + 1, PT_LEVELS_64);
+        break;
+      }
+      const idx = levelIndex(v48, level);
+      if (level === 1) {
+        mappedBy = 1;
+        break;
+      }
+      const lo = page.readUInt32LE(idx * PTE_SIZE);
+      const hi = page.readUInt32LE(idx * PTE_SIZE + WORD_BYTES);
+      if ((lo & _PAGE_PRESENT) === 0 || (level === PT_LEVELS_64 && (lo & _PAGE_PSE) !== 0)) {
+        failedLevel = level;
+        break;
+      }
+      named = entryFrame(lo, hi);
+      if ((lo & _PAGE_PSE) !== 0) {
+        mappedBy = level;
+        break;
+      }
+      table = named;
+    }
+
+    if (failedLevel >= 0) {
+      skip(pagesToSpanEnd(v48, failedLevel));
+      continue;
+    }
+    if (mappedBy === 1) {
+      // run through the rest of this L1 table with plain numbers
+      const n = pagesToSpanEnd(v48, 2);
+      const firstIdx = levelIndex(v48, 1);
+      if (repeat && table === lastRun.table && firstIdx >= lastRun.idx && firstIdx + n <= lastRun.idx + lastRun.n) {
+        repeat(i, n, lastRun.i + (firstIdx - lastRun.idx));
+        i += n;
+        cur += BigInt(n) * PAGE_SIZE_N;
+        continue;
+      }
+      lastRun.table = table;
+      lastRun.idx = firstIdx;
+      lastRun.n = n;
+      lastRun.i = i;
+      const pte = pageWords(cachedPage[1]!);
+      let w = firstIdx * WORDS_PER_PTE;
+      for (let k = 0; k < n; k++, w += WORDS_PER_PTE) {
+        const lo = pte[w]!;
+        if ((lo & _PAGE_PRESENT) === 0) {
+          visit(i + k, -1, -1);
+        } else {
+          visit(i + k, entryFrame(lo, pte[w + 1]!), table);
+        }
+      }
+      i += n;
+      cur += BigInt(n) * PAGE_SIZE_N;
+      continue;
+    }
+    // a 2 MiB (level 2) or 1 GiB (level 3) leaf
+    const perLeaf = mappedBy === 3 ? FRAMES_PER_1G : FRAMES_PER_2M;
+    const base = named - (named % perLeaf);
+    const first = Math.floor((v48 % LEVEL_SPAN[mappedBy]!) / PAGE_SIZE);
+    const n = pagesToSpanEnd(v48, mappedBy);
+    for (let k = 0; k < n; k++) visit(i + k, base + first + k, -1);
+    i += n;
+    cur += BigInt(n) * PAGE_SIZE_N;
+  }
+}
+
+/**
+ * Read `len` bytes at a VA (may cross pages, each page translated on its own) or return the WalkFailure
+ * of the first page that cannot be read (a data frame absent from the image gives level 0 with the
+ * data frame as tableFrame). Throws RangeError for a len that is not a non-negative integer.
+ */
+export function readVirt(img: FrameReader, cr3Frame: number, va: bigint, len: number): Buffer | WalkFailure {
+  if (!Number.isSafeInteger(len) || len < 0) throw new RangeError(`readVirt: length ${len} is not a non-negative integer`);
+  const out = Buffer.alloc(len);
+  let done = 0;
+  while (done < len) {
+    const at = va + BigInt(done);
+    const t = translate(img, cr3Frame, at);
+    if (isWalkFailure(t)) return t;
+    const page = img.readFrame(t.frame);
+    if (page === null) {
+      return failure(`data frame ${hex(t.frame)} (VA ${hex(at)}) is absent from the image`, 0, t.frame, -1);
+    }
+    const n = Math.min(len - done, PAGE_SIZE - t.offset);
+    page.copy(out, done, t.offset, t.offset + n);
+    done += n;
+  }
+  return out;
+}
+
+/** Read a little-endian u64 at a VA (may straddle two pages). */
+export function readVirtU64(img: FrameReader, cr3Frame: number, va: bigint): bigint | WalkFailure {
+  const b = readVirt(img, cr3Frame, va, PTE_SIZE);
+  if (!Buffer.isBuffer(b)) return b;
+  return b.readBigUInt64LE(0);
+}
+

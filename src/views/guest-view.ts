@@ -1,0 +1,298 @@
+// The guest's own p2m, found the way the kernel finds it: through its symbols and page tables
+// (arch/x86/xen/p2m.c: the p2m_top tree of ≤ 3.18, the xen_p2m_addr linear list of ≥ 3.19; crash's
+// x86_64 Xen p2m handling reads the same variables). Output: leaf-page locations, never entry copies.
+import { GuestLeaf, type GuestView, type KernelVars } from './p2m-leaves.js';
+import { InputError } from '../common/errors.js';
+import { type GuestImage } from '../formats/guest-image.js';
+import { isWalkFailure, readVirtU64, translate, walkRange, type FrameReader } from '../translate/page-walk.js';
+import { P2M_MID_PER_PAGE, P2M_PER_PAGE, P2M_PFNS_PER_TOP, P2M_TOP_PER_PAGE, PAGE_OFFSET_LEGACY, PAGE_SHIFT, PAGE_SIZE, START_INFO_NR_PAGES_OFFSET, hex } from '../xen/abi.js';
+
+/**
+ * Most pfns a guest view describes (2^32 pfns = 16 TiB): the per-leaf arrays stay under 100 MiB. A kernel
+ * variable claiming more is corrupt.
+ */
+export const MAX_GUEST_VIEW_PFNS = 2 ** 32;
+
+/** A FrameReader that remembers every frame it handed out. */
+function recording(img: GuestImage, seen: Set<number>): FrameReader {
+  return {
+    readFrame(frame: number): Buffer | null {
+      seen.add(frame);
+      return img.readFrame(frame);
+    },
+  };
+}
+
+class SymbolReader {
+  constructor(
+    private readonly img: GuestImage,
+    readonly reader: FrameReader,
+    readonly cr3Frame: number,
+  ) {}
+
+  has(name: string): boolean {
+    return this.img.symbols.has(name);
+  }
+
+  /** u64 at a symbol, or undefined when the symbol is absent or its page unreadable */
+  u64(name: string): bigint | undefined {
+    const va = this.img.symbols.get(name);
+    if (va === undefined) return undefined;
+    const v = readVirtU64(this.reader, this.cr3Frame, va);
+    return typeof v === 'bigint' ? v : undefined;
+  }
+
+  /** u64 at a symbol that must be readable */
+  need(name: string): bigint {
+    const va = this.img.symbols.get(name);
+    if (va === undefined) throw new InputError(`${this.where()}: kernel symbol ${name} is missing (give --system-map)`);
+    const v = readVirtU64(this.reader, this.cr3Frame, va);
+    if (typeof v !== 'bigint') throw new InputError(`${this.where()}: cannot read ${name} at ${hex(va)}: ${v.error}`);
+    return v;
+  }
+
+  /** frame holding the page a kernel pointer points to, or -1 */
+  frameOfVa(va: bigint): number {
+    const t = translate(this.reader, this.cr3Frame, va);
+    return isWalkFailure(t) ? -1 : t.frame;
+  }
+
+  u64At(va: bigint): bigint | undefined {
+    const v = readVirtU64(this.reader, this.cr3Frame, va);
+    return typeof v === 'bigint' ? v : undefined;
+  }
+
+  where(): string {
+    return this.img.path || '<image>';
+  }
+}
+
+const num = (v: bigint | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+
+function readVars(s: SymbolReader): KernelVars {
+  const vars: KernelVars = {
+    maxPfn: num(s.u64('max_pfn')),
+    xenMaxP2mPfn: num(s.u64('xen_max_p2m_pfn')),
+    xenP2mSize: num(s.u64('xen_p2m_size')),
+    xenP2mLastPfn: num(s.u64('xen_p2m_last_pfn')),
+    p2mAddr: s.u64('xen_p2m_addr'),
+  };
+  const si = s.u64('xen_start_info');
+  if (si !== undefined && si !== 0n) vars.nrPages = num(s.u64At(si + BigInt(START_INFO_NR_PAGES_OFFSET)));
+  // page_offset_base is a variable from 4.9 (KASLR) on; older kernels use the constant
+  vars.pageOffset = s.u64('page_offset_base') ?? PAGE_OFFSET_LEGACY;
+  return vars;
+}
+
+/** Read the guest's p2m layout. Throws InputError when the image lacks what the walk needs. */
+export function readGuestView(img: GuestImage): GuestView {
+  const seen = new Set<number>();
+  const reader = recording(img, seen);
+  const cr3Frame = Number(img.cr3 >> BigInt(PAGE_SHIFT));
+  const s = new SymbolReader(img, reader, cr3Frame);
+  if (img.symbols.size === 0) throw new InputError(`${s.where()}: the image carries no kernel symbols (give --system-map)`);
+  const vars = readVars(s);
+  let view: GuestView;
+  if (s.has('xen_p2m_addr')) view = readLinear(s, vars);
+  else if (s.has('p2m_top')) view = readTree(s, vars);
+  else throw new InputError(`${s.where()}: no p2m symbols found (need xen_p2m_addr for Linux ≥ 3.19 or p2m_top for ≤ 3.18)`);
+  view.structureFrames = seen;
+  markSharedSentinels(img, view);
+  return view;
+}
+
+/**
+ * In the kernel only p2m_missing and p2m_identity back more than one leaf. A private-looking leaf frame that
+ * serves several leaves therefore is a sentinel whose pointer variable did not match (a corrupt or missing
+ * symbol): when it reads all INVALID it is taken as p2m_identity (p2m_missing is recognised by its own
+ * pointer), so the audit does not decode the same page once per leaf.
+ */
+function markSharedSentinels(img: GuestImage, view: GuestView): void {
+  // frames of private-looking leaves, sorted natively: repeats sit side by side
+  let m = 0;
+  const frames = new Float64Array(view.kinds.length);
+  for (let k = 0; k < view.kinds.length; k++) {
+    if (view.kinds[k] === GuestLeaf.PAGE && view.leafFrames[k]! >= 0) frames[m++] = view.leafFrames[k]!;
+  }
+  const uses = repeatedFrames(frames.subarray(0, m));
+  for (const [frame, n] of uses) {
+    const page = img.readFrame(frame);
+    if (!page || !page.every((b) => b === 0xff)) {
+      view.notes.push(`leaf frame ${hex(frame)} backs ${n} leaves but is not all INVALID: the p2m is corrupt there`);
+      continue;
+    }
+    for (let k = 0; k < view.kinds.length; k++) {
+      if (view.kinds[k] === GuestLeaf.PAGE && view.leafFrames[k] === frame) view.kinds[k] = GuestLeaf.IDENTITY;
+    }
+    if (view.identityFrame < 0 || view.identityFrame === frame) view.identityFrame = frame;
+    view.notes.push(`leaf frame ${hex(frame)} backs ${n} leaves and reads all INVALID: taken as the shared p2m_identity page (the p2m_identity symbol did not point at it)`);
+  }
+}
+
+/** More contiguous runs than frames / this: the list is scattered, sort it at once. */
+const FRAMES_PER_RUN_MIN = 8;
+
+/** Repeats among `frames` by sorting a copy and comparing neighbours. */
+function sortedRepeats(frames: Float64Array, uses: Map<number, number>): Map<number, number> {
+  const sorted = frames.slice().sort();
+  for (let i = 1; i < sorted.length; i++) if (sorted[i] === sorted[i - 1]) uses.set(sorted[i]!, (uses.get(sorted[i]!) ?? 1) + 1);
+  return uses;
+}
+
+/**
+ * Frames that occur more than once, with their counts. The usual list has none and is made of long runs
+ * of neighbouring frames (memblock hands out pages top-down, vmalloc in batches): a run that steps by +1
+ * or −1 holds distinct frames, so when the runs' spans do not overlap no frame repeats — one pass and a
+ * sort of the (few) spans. Overlapping spans or a scattered list: sort a copy of the frames.
+ */
+export function repeatedFrames(frames: Float64Array): Map<number, number> {
+  const uses = new Map<number, number>();
+  const m = frames.length;
+  if (m < 2) return uses;
+  const lows: number[] = [];
+  const highs: number[] = [];
+  let start = 0;
+  let dir = 0; // +1 / −1 once the run has two frames
+  for (let i = 1; i <= m; i++) {
+    if (i < m) {
+      const d = frames[i]! - frames[i - 1]!;
+      if ((d === 1 || d === -1) && (dir === 0 || d === dir)) {
+        dir = d;
+        continue;
+      }
+    }
+    const a = frames[start]!;
+    const b = frames[i - 1]!;
+    lows.push(Math.min(a, b));
+    highs.push(Math.max(a, b));
+    if (lows.length * FRAMES_PER_RUN_MIN > m) return sortedRepeats(frames, uses);
+    start = i;
+    dir = 0;
+  }
+  const order = Array.from(lows.keys()).sort((x, y) => lows[x]! - lows[y]!);
+  for (let r = 1; r < order.length; r++) {
+    if (lows[order[r]!]! <= highs[order[r - 1]!]!) return sortedRepeats(frames, uses);
+  }
+  return uses;
+}
+
+function readLinear(s: SymbolReader, vars: KernelVars): GuestView {
+  const p2mAddr = s.need('xen_p2m_addr');
+  // the mapped area spans xen_max_p2m_pfn entries; xen_p2m_size equals it after xen_vmalloc_p2m_tree
+  const size = vars.xenP2mSize ?? vars.xenMaxP2mPfn ?? 0;
+  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_GUEST_VIEW_PFNS) {
+    throw new InputError(`${s.where()}: xen_p2m_size ${hex(BigInt(Math.min(size, Number.MAX_SAFE_INTEGER)))} is not a plausible p2m size (expected at most ${hex(MAX_GUEST_VIEW_PFNS)} pfns)`);
+  }
+  const limitPfn = Math.ceil(size / P2M_PER_PAGE) * P2M_PER_PAGE;
+  const nLeaves = limitPfn / P2M_PER_PAGE;
+  const missingFrame = framePointedBy(s, 'p2m_missing');
+  const identityFrame = framePointedBy(s, 'p2m_identity');
+  const kinds = new Uint8Array(nLeaves);
+  const leafFrames = new Float64Array(nLeaves).fill(-1);
+  const notes: string[] = [`linear p2m list at ${hex(p2mAddr)}, ${hex(size)} entries (xen_p2m_size)`];
+  if (p2mAddr % BigInt(PAGE_SIZE) !== 0n) throw new InputError(`${s.where()}: xen_p2m_addr ${hex(p2mAddr)} is not page aligned`);
+  walkRange(
+    s.reader,
+    s.cr3Frame,
+    p2mAddr,
+    nLeaves,
+    (i, frame) => {
+      leafFrames[i] = frame;
+      if (frame >= 0 && frame === missingFrame) kinds[i] = GuestLeaf.MISSING;
+      else if (frame >= 0 && frame === identityFrame) kinds[i] = GuestLeaf.IDENTITY;
+      else kinds[i] = GuestLeaf.PAGE;
+    },
+    // a GiB mapped through the same shared PTE page as the one before: same leaves
+    (i, n, from) => {
+      leafFrames.copyWithin(i, from, from + n);
+      kinds.copyWithin(i, from, from + n);
+    },
+  );
+  return {
+    layout: 'list',
+    limitPfn,
+    beyond: 'identity',
+    kinds,
+    leafFrames,
+    missingFrame,
+    identityFrame,
+    vars,
+    structureFrames: new Set(),
+    notes,
+  };
+}
+
+function framePointedBy(s: SymbolReader, name: string): number {
+  const ptr = s.u64(name);
+  if (ptr === undefined || ptr === 0n) return -1;
+  return s.frameOfVa(ptr);
+}
+
+/** Read 512 u64 pointers at a kernel VA (a p2m_top or mid page). */
+function readPtrPage(s: SymbolReader, reader: FrameReader, va: bigint): bigint[] | null {
+  const t = translate(reader, s.cr3Frame, va);
+  if (isWalkFailure(t)) return null;
+  const page = reader.readFrame(t.frame);
+  if (!page) return null;
+  const out: bigint[] = new Array<bigint>(P2M_MID_PER_PAGE);
+  for (let i = 0; i < P2M_MID_PER_PAGE; i++) out[i] = page.readBigUInt64LE(i * 8);
+  return out;
+}
+
+function readTree(s: SymbolReader, vars: KernelVars): GuestView {
+  const reader = s.reader;
+  const topVa = s.need('p2m_top');
+  const midMissing = s.need('p2m_mid_missing');
+  const missing = s.need('p2m_missing');
+  const identity = s.need('p2m_identity');
+  const top = readPtrPage(s, reader, topVa);
+  if (!top) throw new InputError(`${s.where()}: p2m_top page at ${hex(topVa)} is not readable`);
+  let lastTop = 0;
+  for (let t = 0; t < P2M_TOP_PER_PAGE; t++) if (top[t] !== midMissing) lastTop = t + 1;
+  const limitPfn = lastTop * P2M_PFNS_PER_TOP;
+  const nLeaves = limitPfn / P2M_PER_PAGE;
+  const kinds = new Uint8Array(nLeaves);
+  const leafFrames = new Float64Array(nLeaves).fill(-1);
+  const missingFrame = s.frameOfVa(missing);
+  const identityFrame = s.frameOfVa(identity);
+  const notes: string[] = [`p2m_top tree at ${hex(topVa)}, ${lastTop} top entr${lastTop === 1 ? 'y' : 'ies'} in use`];
+  for (let t = 0; t < lastTop; t++) {
+    const base = t * P2M_MID_PER_PAGE;
+    if (top[t] === midMissing) {
+      kinds.fill(GuestLeaf.MISSING, base, base + P2M_MID_PER_PAGE);
+      leafFrames.fill(missingFrame, base, base + P2M_MID_PER_PAGE);
+      continue;
+    }
+    const mid = readPtrPage(s, reader, top[t]!);
+    if (!mid) {
+      notes.push(`mid page of top ${t} at ${hex(top[t]!)} is not readable`);
+      kinds.fill(GuestLeaf.PAGE, base, base + P2M_MID_PER_PAGE); // frames stay -1: unreadable
+      continue;
+    }
+    for (let m = 0; m < P2M_MID_PER_PAGE; m++) {
+      const ptr = mid[m]!;
+      if (ptr === missing) {
+        kinds[base + m] = GuestLeaf.MISSING;
+        leafFrames[base + m] = missingFrame;
+      } else if (ptr === identity) {
+        kinds[base + m] = GuestLeaf.IDENTITY;
+        leafFrames[base + m] = identityFrame;
+      } else {
+        kinds[base + m] = GuestLeaf.PAGE;
+        leafFrames[base + m] = s.frameOfVa(ptr);
+      }
+    }
+  }
+  return {
+    layout: 'tree',
+    limitPfn,
+    beyond: 'missing',
+    kinds,
+    leafFrames,
+    missingFrame,
+    identityFrame,
+    vars,
+    structureFrames: new Set(),
+    notes,
+  };
+}

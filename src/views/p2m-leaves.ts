@@ -1,0 +1,69 @@
+// The vocabulary shared by the two views and the audit: where each p2m leaf page lives
+// (ARCHITECTURE.md: views output leaf-page locations, never copies of entries) and the pfn classes.
+
+/** Kind of one guest leaf (512 pfns). */
+export const GuestLeaf = {
+  /** a private leaf page: entries decoded one by one */
+  PAGE: 0,
+  /** the shared p2m_missing page (tree: also a leaf under p2m_mid_missing) */
+  MISSING: 1,
+  /** the shared p2m_identity page (every pfn reads IDENTITY_FRAME(pfn)) */
+  IDENTITY: 2,
+} as const;
+export type GuestLeafKind = (typeof GuestLeaf)[keyof typeof GuestLeaf];
+
+/** The guest's own p2m, as leaf locations (src/views/guest-view.ts). */
+export interface GuestView {
+  layout: 'tree' | 'list';
+  /** pfns [0, limitPfn) are described by `kinds`/`leafFrames`; limitPfn is a multiple of 512 */
+  limitPfn: number;
+  /** what pfns ≥ limitPfn read as in the guest (list: identity, per __pfn_to_mfn; tree: missing) */
+  beyond: 'identity' | 'missing';
+  /** per leaf k (pfns 512k .. 512k+511) */
+  kinds: Uint8Array;
+  /** frame (image frame space) of leaf k's page; for MISSING/IDENTITY the shared page's frame or -1 */
+  leafFrames: Float64Array;
+  /** frame of the shared p2m_missing / p2m_identity leaf pages, -1 when unknown */
+  missingFrame: number;
+  identityFrame: number;
+  /** kernel variables read through symbols (absent ones are undefined) */
+  vars: KernelVars;
+  /** every frame the walk read (page tables, tree pages, variable pages) */
+  structureFrames: Set<number>;
+  notes: string[];
+}
+
+export interface KernelVars {
+  nrPages?: number;
+  maxPfn?: number;
+  xenMaxP2mPfn?: number;
+  xenP2mSize?: number;
+  xenP2mLastPfn?: number;
+  /** direct-map base (page_offset_base, or the version's constant) */
+  pageOffset?: bigint;
+  /** VA of the linear list (xen_p2m_addr) */
+  p2mAddr?: bigint;
+}
+
+/** The save side's view of the p2m (src/views/toolstack-view.ts, map-p2m-tree.ts, map-p2m-list.ts), exactly as map_p2m_tree / map_p2m_list find it. */
+export interface ToolstackView {
+  method: 'tree' | 'list';
+  /** arch.max_pfn as read (a count) */
+  archMaxPfn: bigint;
+  /** the highest pfn save/restore uses, after trimming (inclusive); -1 when the walk failed */
+  maxPfn: number;
+  /** frame (image frame space) of leaf k for k in [0, floor(maxPfn/512)]; empty when the walk failed */
+  leafFrames: Float64Array;
+  /** why the walk failed (save would abort), or null */
+  failure: string | null;
+  /** when the walk stopped because the image lacks a frame it needs: that frame (an input problem, not the guest's) */
+  absentFrame?: number;
+  /** max_pfn before trimming, when trimming lowered it */
+  untrimmedMaxPfn: number | null;
+  /** every frame the walk read (frame-list pages or page tables) */
+  structureFrames: Set<number>;
+  notes: string[];
+}
+
+
+
