@@ -2,6 +2,7 @@
 // p2m-audit command line: wires options to the pipeline (ARCHITECTURE.md "CLI"). No logic lives here.
 // Each command's module (src/commands/*) is imported only when that command runs, so `audit` does not pay
 // for loading the emulator, the writers or the scanner.
+import fs from 'node:fs';
 import os from 'node:os';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { InputError } from './common/errors.js';
@@ -41,10 +42,24 @@ function collectConfig(v: string, prev: Record<string, string>): Record<string, 
 }
 
 
+/** package.json's version: dist/src/cli.js and src/cli.ts both find it by walking up from this file. */
+function packageVersion(): string {
+  for (const rel of ['../../package.json', '../package.json']) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'p2m-audit' && pkg.version) return pkg.version;
+    } catch {
+      // not at this level
+    }
+  }
+  return 'unknown';
+}
+
 function build(): Command {
   const program = new Command();
   program
     .name('p2m-audit')
+    .version(packageVersion(), '-V, --version', 'print the version of p2m-audit and exit')
     .description(
       "Audits a Xen PV guest's pfn→mfn map (P2M) the way save/restore, migration, xl dump-core and crash see it, " +
         'and emulates dom0/domU boots of Linux kernel profiles to predict it without a Xen host.',

@@ -190,4 +190,9 @@ describe('bad input', () => {
     const out = execFileSync(process.execPath, [cli, '--help'], { encoding: 'utf8' });
     for (const w of ['emulate', 'audit', 'inspect', 'scan', 'profiles', 'Exit codes']) expect(out).toContain(w);
   });
+
+  it.each([['--version'], ['-V']])('%s prints package.json\'s version and exits 0', (flag) => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(__dirname, '../package.json'), 'utf8')) as { version: string };
+    expect(run([flag])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
 });
