@@ -156,10 +156,32 @@ describe('parseXlConfig: bad input names source:line', () => {
     ['e820_host "yes"', 'e820_host = "yes"', 'test.cfg:1:', /not a valid number/],
     ['bad PCI_SPEC_STRING', "pci = [ '03:00.0', 'gpu' ]", 'test.cfg:1:', /unable to parse PCI_SPEC_STRING `gpu'/],
     ['PCI function > 7', "pci = [ '03:00.8' ]", 'test.cfg:1:', /PCI_SPEC_STRING/],
+    // hostile text: bounded, one line, never a stack overflow (issue 12 item 5)
+    ['lists nested 100,000 deep', `name = "a"\npci = ${'['.repeat(100_000)}${']'.repeat(100_000)}`, 'test.cfg:2:', /near "\[": lists nested more than 64 deep$/],
+    ['a 10 MB double-quoted string', `name = "${'a'.repeat(10_000_000)}"`, 'test.cfg:1:', /quoted string longer than 1048576 characters$/],
+    ["a 10 MB single-quoted string", `\n\nname = '${'b'.repeat(10_000_000)}'`, 'test.cfg:3:', /near "'b{59}": quoted string longer than/],
+    ['a 10 MB unterminated string', `name = "${'c'.repeat(10_000_000)}`, 'test.cfg:1:', /quoted string longer than/],
   ])('%s', (_d, text, where, why) => {
     const err = inputError(() => cfg(text));
     expect(err.message.startsWith(where)).toBe(true);
     expect(err.message).toMatch(why);
+    expect(err.message.length).toBeLessThan(300); // the input is never echoed whole
+  });
+
+  it.each([
+    ['exactly 64 deep', 64, true],
+    ['65 deep', 65, false],
+  ])('list depth: %s', (_d, depth, ok) => {
+    const text = `name = "a"\npci = ${'['.repeat(depth)}${']'.repeat(depth)}`;
+    if (ok) expect(() => parseXlSettings(text, 'test.cfg')).not.toThrow();
+    else expect(() => parseXlSettings(text, 'test.cfg')).toThrow(/lists nested more than 64 deep/);
+  });
+
+  it('a quoted string of exactly the cap is read whole, escapes included', () => {
+    const body = 'x'.repeat((1 << 20) - 3) + '\\"'; // 2^20 − 1 characters between the quotes
+    const v = parseXlSettings(`name = "${body}"`, 'test.cfg').get('name')!.value;
+    expect(v).toMatchObject({ kind: 'string' });
+    expect((v as { text: string }).text.length).toBe((1 << 20) - 3 + 1);
   });
 });
 

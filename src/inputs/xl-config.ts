@@ -88,9 +88,41 @@ const ERR_WORD_RE = /[^ \t\n]*/y;
 /** Characters after which xl adds "Config file looks like it contains Python code". */
 const PYTHON_CHARS = '+-.():';
 
+/**
+ * Bounds that keep hostile text from exhausting the stack (libxlu's bison parser itself gives up at
+ * YYMAXDEPTH, 10000 stack entries; real configs nest lists two deep and no value comes near 1 MiB).
+ */
+export const MAX_LIST_DEPTH = 64;
+export const MAX_STRING_CHARS = 1 << 20;
+/** Longest piece of the input quoted back in a message. */
+const MAX_NEAR_CHARS = 60;
+
 function syntaxError(source: string, line: number, near: string, why: string): InputError {
-  const shown = near === '\n' ? '<newline>' : near === '' ? '<end of file>' : near;
+  const cut = near.length > MAX_NEAR_CHARS ? near.slice(0, MAX_NEAR_CHARS) + '…' : near;
+  const shown = near === '\n' ? '<newline>' : near === '' ? '<end of file>' : cut;
   return new InputError(`${source}:${line}: config parsing error near "${shown}": ${why}`);
+}
+
+/**
+ * End (exclusive) of the quoted string opening at `at` — libxlu_cfg_l.l's \"([^\\\"\n]|\\.)*\" and its
+ * single-quoted twin, scanned without a backtracking regex — or -1 when a newline or the end of the text
+ * comes first. A string longer than MAX_STRING_CHARS is an error.
+ */
+function quotedEnd(text: string, at: number, source: string, line: number): number {
+  const quote = text[at]!;
+  for (let j = at + 1; j < text.length; j++) {
+    if (j - at > MAX_STRING_CHARS) {
+      throw syntaxError(source, line, text.slice(at, at + MAX_NEAR_CHARS), `quoted string longer than ${MAX_STRING_CHARS} characters`);
+    }
+    const ch = text[j]!;
+    if (ch === quote) return j + 1;
+    if (ch === '\n') return -1;
+    if (ch === '\\') {
+      if (j + 1 >= text.length || text[j + 1] === '\n') return -1;
+      j++;
+    }
+  }
+  return -1;
 }
 
 function stickyMatch(re: RegExp, text: string, at: number): string | null {
@@ -153,8 +185,8 @@ function tokenize(text: string, source: string): Token[] {
       continue;
     }
     if (c === "'" || c === '"') {
-      const re = c === "'" ? /'(?:[^'\\\n]|\\.)*'/y : /"(?:[^"\\\n]|\\.)*"/y;
-      const raw = stickyMatch(re, text, i);
+      const end = quotedEnd(text, i, source, line);
+      const raw = end < 0 ? null : text.slice(i, end);
       if (raw === null) {
         throw syntaxError(source, line, stickyMatch(ERR_WORD_RE, text, i) ?? c, 'lexical error (unterminated quoted string)');
       }
@@ -221,10 +253,11 @@ class Parser {
   }
 
   /** value: atom | '[' nlok valuelist ']'. */
-  private value(): XlValue {
+  private value(depth = 0): XlValue {
     const tok = this.next();
     if (tok.kind === 'string' || tok.kind === 'number') return { kind: 'string', text: tok.text, line: tok.line };
     if (tok.kind !== '[') throw this.fail(tok, 'a quoted string, a number or "["');
+    if (depth >= MAX_LIST_DEPTH) throw syntaxError(this.source, tok.line, tok.text, `lists nested more than ${MAX_LIST_DEPTH} deep`);
     const items: XlValue[] = [];
     this.skipNewlines();
     if (this.peek().kind === ']') {
@@ -232,7 +265,7 @@ class Parser {
       return { kind: 'list', items, line: tok.line };
     }
     for (;;) {
-      items.push(this.value());
+      items.push(this.value(depth + 1));
       this.skipNewlines();
       const sep = this.next();
       if (sep.kind === ']') break;
