@@ -6,13 +6,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { InputError } from './common/errors.js';
+import { ioCause } from './formats/output-file.js';
 import { PROFILES, profileIds } from './emulate/kernel/profiles.js';
 import type { EmulateOpts } from './commands/emulate.js';
 import type { AuditFileOptions } from './commands/audit.js';
 import type { SweepOpts } from './commands/sweep.js';
 import type { MfndumpView } from './report/mfndump.js';
 
-/** Exit code for a bad option or input (audit/verdict.ts EXIT_INPUT_ERROR; repeated so --help loads nothing). */
+/** Exit code for a bad option, input or output (audit/verdict.ts EXIT_INPUT_ERROR; repeated so --help loads nothing). */
 const EXIT_INPUT_ERROR = 2;
 /** Exit code for a bug in p2m-audit itself (never for bad input). */
 const EXIT_INTERNAL = 4;
@@ -68,7 +69,7 @@ function build(): Command {
       'after',
       `
 Exit codes: 0 clean (benign differences only), 1 fatal (RAM the toolstack would lose or misread),
-            2 usage or input error, 3 warnings only, 4 internal error.
+            2 usage, input or output error, 3 warnings only, 4 internal error.
 
 Example (the OVM/UEK 3.8.13 dom0 case):
   p2m-audit emulate --profile linux-3.8.13-backport --e820 host-e820.txt --dom0-mem 1g,max:1g -o dom0.p2ms
@@ -98,7 +99,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
         .choices(['p2ms', 'xl-save', 'libxc-stream', 'xc-core'])
         .default('p2ms'),
     )
-    .option('--force', 'replace an existing output file')
+    .option('--force', 'replace an existing output file (and its FILE.map); never an input, a device or a FIFO')
     .option('--audit', 'audit the emulated guest at once (exit code as for audit)')
     .option('--json', 'JSON output')
     .option('--jobs <n>', 'worker threads for --audit', parseJobs, Math.max(1, os.availableParallelism()))
@@ -115,6 +116,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .addOption(new Option('--method <m>', 'force the toolstack walk: tree (frame list, as crash and Xen < 4.7) or list (linear p2m)').choices(['tree', 'list']))
     .option('--system-map <file>', 'kernel symbols (System.map or /proc/kallsyms, plain or .gz) for images that carry none (default: FILE.map beside the image)')
     .option('--svg <file>', 'also draw the pfn space (e820 regions, guest classes, remapped holes, the toolstack bound, fatal ranges) as an SVG picture')
+    .option('--force', 'replace an existing --svg file')
     .action(async (file: string, o: AuditFileOptions) => {
       const { auditFile } = await import('./commands/audit.js');
       process.exitCode = await auditFile(file, o);
@@ -160,7 +162,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .description('audit every image under the given files, directories and globs (detected by content; others are skipped), on one shared worker pool')
     .option('--json', 'JSON lines: one per file (schema p2m-audit/scan@1), then a summary line (docs/scan.md)')
     .option('--jobs <n>', 'worker threads shared by all files', parseJobs, Math.max(1, os.availableParallelism()))
-    .option('--out <file>', 'append each result to this JSON-lines log as it completes (flushed per line)')
+    .option('--out <file>', 'append each result to this JSON-lines log as it completes (flushed per line); never one of the scanned files')
     .option('--resume', 'skip files already in the --out log (same path, size and mtime)')
     .option('--system-map <file>', 'kernel symbols (System.map or /proc/kallsyms, plain or .gz) for save and dump-core files that have no FILE.map beside them')
     .option('--no-progress', 'no progress bar (it is only drawn when stderr is a terminal)')
@@ -192,6 +194,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--json', 'JSON output (schema p2m-audit/sweep@1)')
     .option('--csv', 'CSV output, one line per combination')
     .option('--svg <file>', 'also draw the matrix as an SVG picture')
+    .option('--force', 'replace an existing --svg file')
     .action(async (o: SweepOpts) => {
       const { cmdSweep } = await import('./commands/sweep.js');
       process.exitCode = await cmdSweep(o);
@@ -208,12 +211,13 @@ Example (the OVM/UEK 3.8.13 dom0 case):
   return program;
 }
 
-/** A reader that closed our output (`p2m-audit p2m FILE | head`) ends the run quietly, never with a trace. */
+/** A reader that closed our output (`p2m-audit p2m FILE | head`) ends the run quietly, never with a trace; any other write error exits 2. */
 function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
   stream.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
-    process.stderr.write(`p2m-audit: cannot write output: ${e.message}\n`);
-    process.exit(EXIT_INTERNAL);
+    // a full disk or a failing device under stdout is an output error, not a bug in p2m-audit
+    process.stderr.write(`p2m-audit: cannot write standard output (${ioCause(e)})\n`);
+    process.exit(EXIT_INPUT_ERROR);
   });
 }
 

@@ -1,8 +1,8 @@
 // Helpers the command modules share (I/O at the CLI's edge): reading input text, the TTY progress line,
-// "is this output an input file?", writing a picture, and --system-map.
+// checking every output before the work (formats/output-file.ts), and --system-map.
 import fs from 'node:fs';
-import path from 'node:path';
 import { InputError } from '../common/errors.js';
+import { checkOutput, type OutputRules } from '../formats/output-file.js';
 import { type SymbolTable } from '../formats/symbols.js';
 import { loadSymbols } from '../formats/symbols.js';
 
@@ -28,27 +28,13 @@ export function progress(label: string): ((done: number, total: number) => void)
   };
 }
 
-export function sameFile(a: string, b: string): boolean {
-  try {
-    const sa = fs.statSync(a);
-    const sb = fs.statSync(b);
-    return sa.ino === sb.ino && sa.dev === sb.dev;
-  } catch {
-    return path.resolve(a) === path.resolve(b);
-  }
+/**
+ * Check every output a command will write before its work starts (formats/output-file.ts): none may be an
+ * input of the run or anything but a regular file, and an existing one needs --force.
+ */
+export function checkOutputs(outputs: readonly (string | undefined)[], rules: OutputRules): void {
+  for (const out of outputs) if (out) checkOutput(out, rules);
 }
-
-
-/** Write a picture next to the run's other output, never over an input. */
-export function writeSvgFile(out: string, svg: string, inputs: string[]): void {
-  for (const i of inputs) if (i && fs.existsSync(out) && sameFile(out, i)) throw new InputError(`${out}: is an input file; refusing to write the picture over it`);
-  try {
-    fs.writeFileSync(out, svg);
-  } catch (e) {
-    throw new InputError(`${out}: cannot write the picture (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-}
-
 
 export function symbolsOpt(file: string | undefined): { symbols?: SymbolTable } {
   return file ? { symbols: loadSymbols(file) } : {};

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { InputError } from '../common/errors.js';
 import { type E820Entry } from '../inputs/e820.js';
 import { writeSaveStream } from '../emulate/save-stream-writer.js';
-import { formatSystemMap } from '../formats/symbols.js';
+import { formatSystemMap, SYMBOLS_BESIDE_SUFFIX } from '../formats/symbols.js';
+import { writeOutputText } from '../formats/output-file.js';
 import { writeXcCore } from '../emulate/dump-core-writer.js';
 import { dom0PagesChecked, parseDom0Mem } from '../inputs/dom0-mem.js';
 import { parseE820, sanitizeE820 } from '../inputs/e820.js';
@@ -21,27 +22,38 @@ import { emulate } from '../emulate/kernel/boot.js';
 import { findProfile, profileIds } from '../emulate/kernel/profiles.js';
 import { writeEmulatedP2ms } from '../emulate/snapshot.js';
 import { auditFile } from './audit.js';
-import { readText, sameFile } from './common.js';
+import { checkOutputs, readText } from './common.js';
+
+/** The files `emulate` writes: the guest, and FILE.map beside it for the formats that carry no symbols. */
+function outputsOf(out: string | undefined, format: string): string[] {
+  if (!out) return [];
+  return format === 'p2ms' ? [out] : [out, out + SYMBOLS_BESIDE_SUFFIX];
+}
+
+/** Refuse a bad -o (or its side file) before anything is read or emulated (formats/output-file.ts rules). */
+function checkEmulateOutputs(o: EmulateOpts): void {
+  checkOutputs(outputsOf(o.output, o.format), { inputs: [o.e820, o.fromLog, o.kconfig, o.xlConfig], force: o.force });
+}
 
 /** Write an emulated guest in one of the formats; symbols travel inside (.p2ms) or beside (FILE.map). */
-function writeGuest(img: Parameters<typeof writeEmulatedP2ms>[0], out: string, format: string): { frames: number } {
+function writeGuest(img: Parameters<typeof writeEmulatedP2ms>[0], out: string, format: string, force: boolean): { frames: number } {
+  const overwrite = { overwrite: force };
+  let frames: number;
   switch (format) {
     case 'p2ms':
-      return writeEmulatedP2ms(img, out, { overwrite: true });
-    case 'xc-core': {
-      const r = writeXcCore(img, out, { overwrite: true });
-      fs.writeFileSync(out + '.map', formatSystemMap(img.symbols));
-      return { frames: r.pages };
-    }
+      return writeEmulatedP2ms(img, out, overwrite);
+    case 'xc-core':
+      frames = writeXcCore(img, out, overwrite).pages;
+      break;
     case 'xl-save':
-    case 'libxc-stream': {
-      const r = writeSaveStream(img, out, { wrapper: format === 'xl-save' ? 'xl' : 'none', overwrite: true });
-      fs.writeFileSync(out + '.map', formatSystemMap(img.symbols));
-      return { frames: r.pagesWithData };
-    }
+    case 'libxc-stream':
+      frames = writeSaveStream(img, out, { wrapper: format === 'xl-save' ? 'xl' : 'none', ...overwrite }).pagesWithData;
+      break;
     default:
       throw new InputError(`--format ${format}: expected p2ms, xc-core, xl-save or libxc-stream`);
   }
+  writeOutputText(out + SYMBOLS_BESIDE_SUFFIX, formatSystemMap(img.symbols), { force });
+  return { frames };
 }
 
 
@@ -86,6 +98,7 @@ function syntheticHost(guestE820: E820Entry[]): E820Entry[] {
 async function cmdEmulateDomU(o: EmulateOpts): Promise<number> {
   if (!o.xlConfig) throw new InputError('emulate --role domU needs --xl-config FILE (the guest\'s xl config: memory, maxmem, e820_host, pci)');
   if (!o.output && !o.audit) throw new InputError('emulate: give -o FILE to write the guest, or --audit to audit it at once');
+  checkEmulateOutputs(o);
   if (!o.profile) throw new InputError('emulate --role domU: --profile is required');
   const profile = findProfile(o.profile);
   if (!profile) throw new InputError(`--profile ${o.profile}: unknown profile; expected one of ${profileIds().join(', ')}`);
@@ -109,12 +122,6 @@ async function cmdEmulateDomU(o: EmulateOpts): Promise<number> {
   inputs.push({ what: 'nr_pages', value: hex(nrPages), from: o.nrPages !== undefined ? '--nr-pages' : `${o.xlConfig}: memory = ${cfg.memory} MiB` });
   inputs.push({ what: 'max pages', value: hex(maxPages), from: o.maxPages !== undefined ? '--max-pages' : `${o.xlConfig}: memory + LIBXL_MAXMEM_CONSTANT` });
   const kconfig = o.kconfig ? loadKconfig(o.kconfig) : null;
-  if (o.output && fs.existsSync(o.output)) {
-    for (const input of [o.e820, o.fromLog, o.kconfig, o.xlConfig]) {
-      if (input && sameFile(o.output, input)) throw new InputError(`${o.output}: is an input file; refusing to write over an input`);
-    }
-    if (!o.force) throw new InputError(`${o.output}: already exists (use --force to replace it)`);
-  }
   let guest;
   try {
     guest = emulate({ profile, hostE820: guestE820, machineE820: host ?? syntheticHost(guestE820), role: 'domU', nrPages, maxPages, seed: o.seed, kconfig, config: o.config });
@@ -132,6 +139,7 @@ export async function cmdEmulate(o: EmulateOpts): Promise<number> {
   if (!o.e820 && !o.fromLog) throw new InputError('emulate: give the host memory map with --e820 FILE or --from-log FILE');
   if (!o.output && !o.audit && !o.compare) throw new InputError('emulate: give -o FILE to write the guest, --audit to audit it at once, or --compare with --from-log');
   if (o.compare && !o.fromLog) throw new InputError('emulate --compare needs --from-log FILE (the log to compare against)');
+  checkEmulateOutputs(o);
   const inputs: SourcedInput[] = [];
   const log = o.fromLog ? parseBootLog(readText(o.fromLog, 'the boot log'), o.fromLog) : null;
   const at = (line: number) => `${o.fromLog}:${line}`;
@@ -185,12 +193,6 @@ export async function cmdEmulate(o: EmulateOpts): Promise<number> {
     inputs.push({ what: 'max pages (d->max_pages)', value: hex(maxPages), from: dom0Mem !== undefined && /max:/.test(dom0Mem) ? 'dom0_mem max:' : 'no max: given, Xen sets UINT_MAX' });
   }
   const kconfig = o.kconfig ? loadKconfig(o.kconfig) : null;
-  if (o.output && fs.existsSync(o.output)) {
-    for (const input of [o.e820, o.fromLog, o.kconfig]) {
-      if (input && sameFile(o.output, input)) throw new InputError(`${o.output}: is an input file; refusing to write over an input`);
-    }
-    if (!o.force) throw new InputError(`${o.output}: already exists (use --force to replace it)`);
-  }
   let guest;
   try {
     guest = emulate({ profile, hostE820, nrPages, maxPages, seed: o.seed, kconfig, config: o.config, dom0Mem });
@@ -215,7 +217,7 @@ async function finishEmulate(
 ): Promise<number> {
   let written: { frames: number } | null = null;
   const outPath = o.output ?? (o.audit ? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-audit-')), `guest.${o.format}`) : null);
-  if (outPath) written = writeGuest(guest.image, outPath, o.format);
+  if (outPath) written = writeGuest(guest.image, outPath, o.format, Boolean(o.force));
   if (o.json && !o.audit) {
     process.stdout.write(
       JSON.stringify({ schema: 'p2m-audit/emulate@1', file: o.output ?? null, format: o.format, frames: written?.frames ?? null, profile: profileId, role: guest.facts.role, inputs, config: guest.facts.config, nrPages, maxPages, kernelMaxPfn: guest.facts.kernelMaxPfn, messages: guest.facts.messages, comparison }, null, 2) + '\n',

@@ -1,11 +1,12 @@
 // `p2m-audit sweep`: emulate and audit every dom0_mem value × profile on one host map (src/sweep/sweep.ts)
 // and print the matrix as text, CSV or JSON, optionally drawn as SVG.
+import { writeOutputText } from '../formats/output-file.js';
 import { parseE820 } from '../inputs/e820.js';
 import { loadKconfig } from '../inputs/kconfig.js';
 import { EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR, EXIT_WARNINGS } from '../audit/verdict.js';
 import { renderSweepSvg } from '../report/svg.js';
 import { renderSweepCsv, renderSweepText, runSweep } from '../sweep/sweep.js';
-import { progress, readText, writeSvgFile } from './common.js';
+import { checkOutputs, progress, readText } from './common.js';
 
 export interface SweepOpts {
   e820: string;
@@ -19,9 +20,13 @@ export interface SweepOpts {
   json?: boolean;
   csv?: boolean;
   svg?: string;
+  /** replace an existing --svg file */
+  force?: boolean;
 }
 
 export async function cmdSweep(o: SweepOpts): Promise<number> {
+  const svgRules = { inputs: [o.e820, o.kconfig], force: o.force };
+  checkOutputs([o.svg], svgRules);
   const hostE820 = parseE820(readText(o.e820, 'the e820 map'), o.e820);
   const m = await runSweep({
     hostE820,
@@ -35,7 +40,7 @@ export async function cmdSweep(o: SweepOpts): Promise<number> {
     onProgress: progress('sweep'),
   });
   process.stdout.write(o.json ? JSON.stringify(m, null, 2) + '\n' : o.csv ? renderSweepCsv(m) : renderSweepText(m));
-  if (o.svg) writeSvgFile(o.svg, renderSweepSvg({ rows: m.rows, cols: m.cols, cells: m.cells.map((r) => r.map((c) => ({ verdict: c.verdict, uncoveredMib: c.uncoveredMib }))) }), [o.e820]);
+  if (o.svg) writeOutputText(o.svg, renderSweepSvg({ rows: m.rows, cols: m.cols, cells: m.cells.map((r) => r.map((c) => ({ verdict: c.verdict, uncoveredMib: c.uncoveredMib }))) }), svgRules);
   const cells = m.cells.flat();
   return cells.some((c) => c.error) ? EXIT_INPUT_ERROR : cells.some((c) => c.verdict === 'FATAL') ? EXIT_FATAL : cells.some((c) => c.verdict === 'WARN') ? EXIT_WARNINGS : EXIT_CLEAN;
 }

@@ -24,7 +24,7 @@
 // Memory stays bounded: two passes over the p2m leaves (count, then write) and WRITE_BATCH_PAGES pages
 // per write; nothing is kept per page.
 import * as fs from 'node:fs';
-import { createForWrite } from '../formats/file-io.js';
+import { checkOutput, writeAllAt as writeAll, writeOutput } from '../formats/output-file.js';
 import { GuestLeaf } from '../views/p2m-leaves.js';
 import { readGuestView } from '../views/guest-view.js';
 import { mapP2m } from '../views/toolstack-view.js';
@@ -111,11 +111,6 @@ function roundUp(n: number, to: number): number {
 function writeU64(buf: Buffer, value: number, at: number): void {
   buf.writeUInt32LE(value % WORD_SCALE, at);
   buf.writeUInt32LE(Math.floor(value / WORD_SCALE), at + WORD_BYTES);
-}
-
-function writeAll(fd: number, buf: Buffer, position: number, length = buf.length): void {
-  let done = 0;
-  while (done < length) done += fs.writeSync(fd, buf, done, length - done, position + done);
 }
 
 /** One ELF note as xg_core.c emits it: namesz 4, descsz, type, "Xen\0", descriptor. */
@@ -222,13 +217,13 @@ function guestRamPages(img: MemoryImage): number | null {
 
 /**
  * Write an emulated guest as `xl dump-core` would write it (7 sections with shared_info, 6 without).
- * Writes `path + '.tmp'`, fsyncs, renames onto path; refuses (InputError) to replace an existing file
- * unless opts.overwrite.
+ * Written through writeOutput (formats/output-file.ts: a temporary file beside it, fsynced and renamed);
+ * refuses (InputError) to replace an existing file unless opts.overwrite, and anything but a regular file.
  */
 export function writeXcCore(img: MemoryImage, path: string, opts: WriteXcCoreOptions = {}): WriteXcCoreResult {
   if (img.guestWidth !== P2M_ENTRY_SIZE) throw new InputError(`xl dump-core: guest width ${img.guestWidth}: only 64-bit PV guests are written`);
   if (img.frameSpace !== 'mfn') throw new InputError('xl dump-core: the image must be in machine frames (a save stream\'s pfn-space image is not a running guest)');
-  if (!opts.overwrite && fs.existsSync(path)) throw new InputError(`${path}: already exists (refusing to overwrite it)`);
+  checkOutput(path, { force: opts.overwrite });
   const src = new P2mSource(img);
   let found = 0;
   src.forEach(() => {
@@ -312,10 +307,7 @@ export function writeXcCore(img: MemoryImage, path: string, opts: WriteXcCoreOpt
   head.writeBigUInt64LE(img.cr3, ctx + VCPU_CTRLREG3_OFFSET_64);
   if (img.sharedInfo !== null) img.sharedInfo.copy(head, sec(XEN_DUMPCORE_SEC_SHARED_INFO).offset);
 
-  const tmp = path + '.tmp';
-  const fd = createForWrite(tmp);
-  let ok = false;
-  try {
+  writeOutput(path, { force: opts.overwrite }, (fd) => {
     fs.ftruncateSync(fd, fileSize); // pages without content stay holes
     writeAll(fd, head, 0);
     // ---- .xen_pages and .xen_p2m, pfn-ascending, in batches ----
@@ -361,17 +353,6 @@ export function writeXcCore(img: MemoryImage, path: string, opts: WriteXcCoreOpt
     }
     flush();
     writeAll(fd, Buffer.from(strtab), strtabOffset);
-    fs.fsyncSync(fd);
-    ok = true;
-  } finally {
-    fs.closeSync(fd);
-    if (!ok) fs.rmSync(tmp, { force: true });
-  }
-  try {
-    fs.renameSync(tmp, path);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw new InputError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  });
   return { pages: nrPages, found, p2mSize: src.p2mSize, method: src.method, fileSize, pagesOffset, p2mOffset };
 }

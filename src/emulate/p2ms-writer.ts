@@ -1,9 +1,7 @@
 // Writes the native snapshot format `.p2ms` (layout and reader: src/formats/p2ms.ts): header, msgpackr
 // metadata, frame index and 4 KiB-aligned frames, streamed with bounded memory and renamed into place.
-import * as fs from 'node:fs';
 import { pack } from 'msgpackr';
-import { InputError } from '../common/errors.js';
-import { createForWrite } from '../formats/file-io.js';
+import { writeAllAt as writeAll, writeOutput } from '../formats/output-file.js';
 import { GUEST_WIDTH_64, INDEX_CHUNK_ENTRIES, INDEX_ENTRY_SIZE, P2MS_DEFAULT_CREATED_BY, P2MS_HEADER_SIZE, P2MS_MAGIC, P2MS_OFF, P2MS_VERSION, p2msLayout, U64_LIMIT, WORD_BYTES, WORD_SCALE, WRITE_BATCH_FRAMES, type P2msContent, type P2msLayout } from '../formats/p2ms.js';
 import { hex, PAGE_SIZE } from '../xen/abi.js';
 
@@ -26,13 +24,6 @@ export function writeP2msHead(out: Buffer, meta: Buffer, count: number): P2msLay
   writeU64(out, l.fileLength, P2MS_OFF.fileLength);
   meta.copy(out, l.metaOffset);
   return l;
-}
-
-function writeAll(fd: number, buf: Buffer, position: number): void {
-  let done = 0;
-  while (done < buf.length) {
-    done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
-  }
 }
 
 function bigToHex(v: bigint): string {
@@ -67,9 +58,10 @@ function checkFrames(frames: ArrayLike<number>): void {
 /**
  * Write a snapshot. `frames` are ascending unique frame numbers; read(frame) returns its 4096 bytes (the
  * buffer may be reused between calls: it is copied at once). Streams to disk with bounded memory
- * (WRITE_BATCH_FRAMES frames per fs.writeSync), writes `path + '.tmp'`, fsyncs, then renames onto path.
- * Refuses (InputError) to replace an existing file unless opts.overwrite. Invalid content, frames or
- * read results throw Error and leave no file behind.
+ * (WRITE_BATCH_FRAMES frames per fs.writeSync) through writeOutput (formats/output-file.ts: a temporary
+ * file beside it, fsynced and renamed). Refuses (InputError) to replace an existing file unless
+ * opts.overwrite, and anything but a regular file always. Invalid content, frames or read results throw
+ * Error and leave no file behind.
  */
 export function writeP2ms(
   path: string,
@@ -80,7 +72,6 @@ export function writeP2ms(
 ): void {
   checkContent(content);
   checkFrames(frames);
-  if (!opts.overwrite && fs.existsSync(path)) throw new InputError(`${path}: already exists (refusing to overwrite it)`);
 
   let bootFacts: Record<string, unknown> | null = null;
   if (content.bootFacts !== null) {
@@ -103,10 +94,7 @@ export function writeP2ms(
   const head = Buffer.alloc(indexOffset);
   writeP2msHead(head, meta, count);
 
-  const tmp = path + '.tmp';
-  const fd = createForWrite(tmp);
-  let ok = false;
-  try {
+  writeOutput(path, { force: opts.overwrite }, (fd) => {
     writeAll(fd, head, 0);
     // index, in chunks
     const chunk = Buffer.alloc(Math.min(count, INDEX_CHUNK_ENTRIES) * INDEX_ENTRY_SIZE);
@@ -131,20 +119,5 @@ export function writeP2ms(
       }
       writeAll(fd, batch.subarray(0, n * PAGE_SIZE), dataOffset + k * PAGE_SIZE);
     }
-    fs.fsyncSync(fd);
-    ok = true;
-  } finally {
-    fs.closeSync(fd);
-    if (!ok) fs.rmSync(tmp, { force: true });
-  }
-  if (!opts.overwrite && fs.existsSync(path)) {
-    fs.rmSync(tmp, { force: true });
-    throw new InputError(`${path}: already exists (refusing to overwrite it)`);
-  }
-  try {
-    fs.renameSync(tmp, path);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  });
 }

@@ -9,9 +9,8 @@
 // reachable from vCPU 0's cr3) go as L1TAB..L4TAB with their PTEs' mfns replaced by pfns (through an
 // m2p built from the same p2m: Xen's mfn_in_pseudophysmap) and Xen's L4 slots zeroed. Pfns past max_pfn
 // are never sent: the stream omits exactly the pages the toolstack cannot see. Written to disk one
-// batch at a time (bounded memory), into `path.tmp`, then renamed.
-import * as fs from 'node:fs';
-import { createForWrite } from '../formats/file-io.js';
+// batch at a time (bounded memory), through writeOutput (a temporary file beside it, then renamed).
+import { checkOutput, writeAllAt, writeOutput } from '../formats/output-file.js';
 import { effectiveMaxMfn } from '../views/map-p2m-tree.js';
 import { mapP2m } from '../views/toolstack-view.js';
 import { _PAGE_PRESENT, _PAGE_PSE, FOREIGN_FRAME_HI, IDENTITY_FRAME_HI, P2M_ENTRY_SIZE, P2M_PER_PAGE, PAGE_SHIFT, PAGE_SIZE, PTE_PFN_MASK_HI, PTE_PFN_MASK_LO, PTE_SIZE, PTRS_PER_TABLE, SIZEOF_VCPU_GUEST_CONTEXT_64, VCPU_CTRLREG3_OFFSET_64, XEN_L4_FIRST_SLOT, XEN_L4_LAST_SLOT, hex } from '../xen/abi.js';
@@ -142,13 +141,12 @@ function pteFrameOf(lo: number, hi: number): number {
   return (hi & PTE_PFN_MASK_HI) * FRAMES_PER_LO_WORD + ((lo & PTE_PFN_MASK_LO) >>> PAGE_SHIFT);
 }
 
-/** Sequential writer with exact positions (fs.writeSync loops until everything is written). */
+/** Sequential writer with exact positions (writeAllAt loops until everything is written). */
 class Out {
   pos = 0;
   constructor(private readonly fd: number) {}
   write(buf: Buffer): void {
-    let done = 0;
-    while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, this.pos + done);
+    writeAllAt(this.fd, buf, this.pos);
     this.pos += buf.length;
   }
   record(type: number, body: Buffer, bodyLength = body.length): void {
@@ -441,14 +439,11 @@ function endOfCheckpoint(out: Out, img: MemoryImage, plan: SavePlan): void {
  * the pseudo-physical map, a superpage) or when the file exists and !overwrite.
  */
 export function writeSaveStream(img: MemoryImage, path: string, opts: WriteSaveOptions): SaveSummary {
-  if (!opts.overwrite && fs.existsSync(path)) throw new InputError(`${path}: already exists (refusing to overwrite it)`);
+  checkOutput(path, { force: opts.overwrite });
   const plan = planSave(img);
-  const tmp = path + '.tmp';
-  const fd = createForWrite(tmp);
-  let ok = false;
-  let counts: [number, number, number, number];
-  let bytes: number;
-  try {
+  let counts: [number, number, number, number] = [0, 0, 0, 0];
+  let bytes = 0;
+  writeOutput(path, { force: opts.overwrite }, (fd) => {
     const out = new Out(fd);
     if (opts.wrapper === 'xl') xlPrologue(out, img, opts.name ?? 'p2m-audit-emulated');
     headers(out);
@@ -458,13 +453,7 @@ export function writeSaveStream(img: MemoryImage, path: string, opts: WriteSaveO
     out.record(REC_TYPE_END, Buffer.alloc(0));
     if (opts.wrapper === 'xl') out.record(LIBXL_REC_TYPE_END, Buffer.alloc(0));
     bytes = out.pos;
-    fs.fsyncSync(fd);
-    ok = true;
-  } finally {
-    fs.closeSync(fd);
-    if (!ok) fs.rmSync(tmp, { force: true });
-  }
-  fs.renameSync(tmp, path);
+  });
   return {
     path,
     maxPfn: plan.maxPfn,

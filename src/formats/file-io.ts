@@ -16,15 +16,6 @@ export function openReadOnly(path: string): number {
   }
 }
 
-/** Create (or truncate) a writer's temporary output; failure is a one-line InputError. */
-export function createForWrite(path: string): number {
-  try {
-    return fs.openSync(path, 'w');
-  } catch (e) {
-    throw new InputError(`${path}: cannot create (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-}
-
 /** Read up to `length` bytes at `position` (looping over short reads); returns the count read. */
 export function readAt(fd: number, buf: Buffer, position: number, length = buf.length): number {
   let done = 0;

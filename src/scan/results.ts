@@ -1,10 +1,14 @@
 // Per-file scan results: the record, its JSON line (schema p2m-audit/scan@1, docs/scan.md), its text
 // line, and the append-only results log behind --out / --resume. The log is written one whole line per
 // fs.writeSync followed by fdatasync, so a result is on disk before the next one is started on; a
-// process killed mid-write can leave at most one partial last line, which the next open cuts off.
+// process killed mid-write can leave at most one partial last line, which the next open cuts off, and a
+// failed write (a full disk) is cut off at once. The log obeys the rules of every output
+// (formats/output-file.ts): never a scanned file, never anything but a regular file.
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../common/errors.js';
+import { checkOutput, ioCause } from '../formats/output-file.js';
+import { SYMBOLS_BESIDE_SUFFIX } from '../formats/symbols.js';
 import { EXIT_INPUT_ERROR, formatMib, pagesToMib, type Verdict } from '../audit/verdict.js';
 
 export const SCAN_SCHEMA = 'p2m-audit/scan@1';
@@ -187,6 +191,31 @@ export class ResultLog {
   }
 
   /**
+   * Refuse (InputError, before any work) a log that is one of the scanned files or the symbols read for
+   * them, or anything but a regular file — or that, created now, would lie inside a scanned directory and
+   * be a scanned file of the next --resume. An existing log is appended to, never replaced.
+   */
+  static check(file: string, scanned: { paths: readonly string[]; resolved: readonly string[]; systemMap?: string }): void {
+    const inputs: string[] = scanned.systemMap ? [scanned.systemMap] : [];
+    for (const r of scanned.resolved) inputs.push(r, r + SYMBOLS_BESIDE_SUFFIX);
+    const target = checkOutput(file, { inputs, append: true });
+    if (fs.existsSync(target)) return;
+    const where = path.join(fs.realpathSync(path.dirname(target)), path.basename(target));
+    for (const p of scanned.paths) {
+      let dir: string;
+      try {
+        if (!fs.statSync(p).isDirectory()) continue;
+        dir = fs.realpathSync(p);
+      } catch {
+        continue; // a glob, or a path collect already reported
+      }
+      if (where.startsWith(dir.endsWith(path.sep) ? dir : dir + path.sep)) {
+        throw new InputError(`${file}: is inside the scanned directory ${p}; the results log would be scanned as an input (write it elsewhere)`);
+      }
+    }
+  }
+
+  /**
    * Open for appending (created when missing). A last line without its '\n' — left by a process killed
    * mid-write — is cut off first, so every line in the log stays a whole record.
    */
@@ -195,31 +224,46 @@ export class ResultLog {
     try {
       fd = fs.openSync(file, 'a+');
     } catch (e) {
-      throw new InputError(`${file}: cannot open the results log for appending (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      throw new InputError(`${file}: cannot open the results log for appending (${ioCause(e)})`);
     }
     try {
-      const size = fs.fstatSync(fd).size;
-      if (size > 0) {
-        const keep = lastNewlineEnd(fd, size);
-        if (keep < size) fs.ftruncateSync(fd, keep);
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new InputError(`${file}: is not a regular file; the results log is written only as one`);
+      if (st.size > 0) {
+        const keep = lastNewlineEnd(fd, st.size);
+        if (keep < st.size) fs.ftruncateSync(fd, keep);
       }
     } catch (e) {
       fs.closeSync(fd);
-      throw new InputError(`${file}: cannot repair the results log (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      if (e instanceof InputError) throw e;
+      throw new InputError(`${file}: cannot repair the results log (${ioCause(e)})`);
     }
     return new ResultLog(file, fd);
   }
 
-  /** Append one result as one line, then flush it to disk. */
+  /**
+   * Append one result as one line, then flush it to disk. A line is written whole or not at all: when a
+   * write fails (ENOSPC, EIO, EFBIG, …) the log is cut back to its last whole line and the error is an
+   * InputError naming the log and the cause.
+   */
   append(r: ScanResult): void {
     if (this.fd < 0) throw new Error(`${this.file}: results log is closed`);
     const data = Buffer.from(resultJson(r) + '\n', 'utf8');
+    let before = -1;
     try {
+      before = fs.fstatSync(this.fd).size;
       let done = 0;
       while (done < data.length) done += fs.writeSync(this.fd, data, done, data.length - done);
       fs.fdatasyncSync(this.fd);
     } catch (e) {
-      throw new Error(`${this.file}: cannot append to the results log (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+      if (before >= 0) {
+        try {
+          fs.ftruncateSync(this.fd, before);
+        } catch {
+          // the next open cuts a partial last line off as well
+        }
+      }
+      throw new InputError(`${this.file}: cannot append to the results log (${ioCause(e)})`);
     }
   }
 

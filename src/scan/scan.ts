@@ -92,11 +92,8 @@ export async function runScan(paths: string[], opts: ScanOptions): Promise<ScanO
   const t0 = performance.now();
 
   const { entries, problems } = collectEntries(paths);
-  if (opts.out) {
-    const outResolved = path.resolve(opts.out);
-    const i = entries.findIndex((e) => e.resolved === outResolved);
-    if (i >= 0) entries.splice(i, 1); // never scan our own results log
-  }
+  // the results log may not be (or become) a scanned file: checked before any file is audited
+  if (opts.out) ResultLog.check(opts.out, { paths, resolved: entries.map((e) => e.resolved), systemMap: opts.systemMap });
   const summary = new SummaryBuilder(entries.length + problems.length);
   const resumeIndex = opts.resume && opts.out ? readResumeIndex(opts.out) : null;
   const todo: ScanEntry[] = [];
