@@ -321,7 +321,7 @@ describe('resume and the results log', () => {
 
     // a file that changed (mtime) is scanned again; a partial last line (a killed writer) is cut off
     const touched = imagePaths.get('small-clean-4x')!;
-    const t = new Date(Date.now() + 60_000);
+    const t = new Date(fs.statSync(touched).mtimeMs + 60_000); // a minute past its own mtime: no clock read
     fs.utimesSync(touched, t, t);
     fs.appendFileSync(out, '{"schema":"p2m-audit/scan@1","file":"half');
     const fourth = await scan([corpus], { out, resume: true });
