@@ -9,7 +9,8 @@ import type { SymbolTable } from './symbols.js';
 /** Which numbers name frames in this image: machine frames (dump-core, snapshots) or pfns (save streams). */
 export type FrameSpace = 'mfn' | 'pfn';
 
-export type ImageFormat = 'p2ms' | 'xc-core' | 'xl-save' | 'libxc-stream';
+/** xc-core = xl dump-core; vmcore = a Xen kdump ELF vmcore of a dom0; kdump-compressed = makedumpfile's diskdump format */
+export type ImageFormat = 'p2ms' | 'xc-core' | 'xl-save' | 'libxc-stream' | 'vmcore' | 'kdump-compressed';
 
 /** The reader interface: frames by number, where they lie in the file, and nothing else. */
 export interface FrameSource {
@@ -44,6 +45,42 @@ export interface P2mPairs {
   gmfns: Float64Array;
 }
 
+/**
+ * Xen's crash_xen_info_t, from the "Xen" note of type XEN_ELFNOTE_CRASH_INFO (xen/include/xen/elfcore.h,
+ * written by xen/common/kexec.c): its length tells the Xen version's layout apart (makedumpfile.h
+ * xen_crash_info_*); crash and libkdumpfile take the frame-list root from the last word.
+ */
+export interface CrashXenInfo {
+  /** the note's descsz in bytes */
+  readonly descSize: number;
+  readonly xenMajor: number;
+  readonly xenMinor: number;
+  /** 'tainted' (null when the layout has none) */
+  readonly tainted: number | null;
+  /** xen_phys_start (null when the layout has none) */
+  readonly xenPhysStart: number | null;
+  /** dom0's pfn_to_mfn_frame_list_list (an mfn): the last word of the note */
+  readonly frameListListMfn: number;
+}
+
+/** One ELF note of a dump, where it lies in the file. */
+export interface DumpNote {
+  readonly name: string;
+  readonly type: number;
+  readonly descSize: number;
+  /** file offset of the desc bytes */
+  readonly descOffset: number;
+}
+
+/** A run of machine memory held by a dump (an ELF PT_LOAD, or a run of a diskdump bitmap). */
+export interface DumpSegment {
+  /** machine address of the first byte */
+  readonly maddr: number;
+  readonly size: number;
+  /** file offset of the first byte (-1 for compressed pages, which have no fixed position) */
+  readonly fileOffset: number;
+}
+
 /** What only one kind of image knows, kept out of the common record. */
 export type FormatFacts =
   /** p2m-audit's own snapshot (.p2ms, or the emulator's memory): the boot facts travel beside the frames */
@@ -51,7 +88,21 @@ export type FormatFacts =
   /** a save stream: the save side's own P2M_FRAMES record */
   | { readonly kind: 'save-stream'; readonly savedP2m: SavedP2m | null }
   /** an xl dump-core: its .xen_p2m table, read on demand */
-  | { readonly kind: 'dump-core'; p2mPairs(): P2mPairs };
+  | { readonly kind: 'dump-core'; p2mPairs(): P2mPairs }
+  /**
+   * a dom0 crash dump written through Xen's kexec path (ELF vmcore, or makedumpfile's compressed form of one):
+   * frames are machine frames; the only p2m root is the crash note's (there is no max_pfn in it)
+   */
+  | {
+      readonly kind: 'dom0-kdump';
+      readonly crashInfo: CrashXenInfo;
+      readonly notes: readonly DumpNote[];
+      readonly segments: readonly DumpSegment[];
+      /** Xen's VMCOREINFO_XEN text, or null */
+      readonly vmcoreInfoXen: string | null;
+      /** page compression of a makedumpfile file ('zlib', 'lzo', 'snappy', 'zstd', or several joined by '+'); null for ELF */
+      readonly compression: string | null;
+    };
 
 /** The metadata record beside the frames: what Xen and the kernel left in the image about itself. */
 export interface ImageMetadata {
@@ -72,6 +123,11 @@ export interface GuestImage extends FrameSource, ImageMetadata {}
 /** The emulated boot behind a snapshot, or null (real files know nothing of their boot). */
 export function bootFactsOf(img: GuestImage): BootFacts | null {
   return img.formatFacts.kind === 'snapshot' ? img.formatFacts.boot : null;
+}
+
+/** The crash-dump facts of a dom0 kdump (vmcore or kdump-compressed), or null for every other image. */
+export function dom0KdumpOf(img: GuestImage): Extract<FormatFacts, { kind: 'dom0-kdump' }> | null {
+  return img.formatFacts.kind === 'dom0-kdump' ? img.formatFacts : null;
 }
 
 /** A save stream's P2M_FRAMES record, or null for every other image. */
