@@ -13,6 +13,11 @@
 //  corpus  --corpus N (default 2000) small images (hard links to the committed corpora/scenarios/*.p2ms
 //          plus a few emulated 64 MiB–4 GiB guests) scanned by `scan DIR --json --jobs 2`: files/s,
 //          per-file overhead over an in-process audit of the same file, peak RSS.
+//  fleet   the same number of files through `fleet` (BullMQ on a private redis-server) with 1 and 2 worker
+//          processes against scan --jobs 1 and 2: files/s, queue overhead per file, worker peak RSS, Redis
+//          commands per file (bench/fleet.ts).
+//  cold    node -e 0, --help, --version and the audit command's imports as interleaved children, then the
+//          issue-17 table: every row a ratio of figures of this run (bench/cold-start.ts).
 // Prints one table per figure and a Goals table (PASS/MISS: report only), writes bench/results.json.
 //
 // Exit status: 0 when every measurement was taken (whatever the goals say), 1 when something really
@@ -38,6 +43,8 @@ import { parseChildSource } from './save-file.js';
 import { type StreamResult, freeBytes, streamNeedBytes, streamFits, benchStream, reportStreams } from './save-streams.js';
 import { type RealResult, benchReal, reportReal } from './real-save.js';
 import { type CorpusResult, benchCorpus, reportCorpus } from './corpus.js';
+import { type FleetResult, benchFleet, reportFleet } from './fleet.js';
+import { type ColdResult, benchCold, reportCold } from './cold-start.js';
 
 const RESULTS = path.join(ROOT, 'bench', 'results.json');
 
@@ -153,6 +160,22 @@ async function main(): Promise<number> {
       sectionS.corpus = (performance.now() - t) / 1000;
     }
 
+    // 5. the same corpus size through fleet (BullMQ on a local redis-server) vs scan
+    let fleet: FleetResult | null = null;
+    if (on('fleet')) {
+      const t = performance.now();
+      fleet = await benchFleet(opts, tmp);
+      sectionS.fleet = (performance.now() - t) / 1000;
+    }
+
+    // 6. cold start (node -e 0, --help, --version, the audit command's imports); then the issue-17 table
+    let cold: ColdResult | null = null;
+    if (on('cold')) {
+      const t = performance.now();
+      cold = await benchCold(opts, runner, tmp);
+      sectionS.cold = (performance.now() - t) / 1000;
+    }
+
     const loadEnd = os.loadavg();
     let text = '';
     text += `\np2m-audit benchmark; ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim() ?? '?'}), ${f0(os.totalmem() / GiB)} GiB RAM, node ${process.version}\n`;
@@ -181,6 +204,16 @@ async function main(): Promise<number> {
       text += o.text;
       goals.push(...o.goals);
     }
+    if (fleet) {
+      const o = reportFleet(fleet);
+      text += o.text;
+      goals.push(...o.goals);
+    }
+    if (cold || on('cold')) {
+      const o = reportCold(cold, results, corpus, real);
+      text += o.text;
+      goals.push(...o.goals);
+    }
     if (goals.length) {
       text += '\n== Goals (report only: a MISS does not change the exit status; info rows have no goal) ==\n';
       text += table(['section', 'goal', 'for', 'measured', 'result'], goals.map((g) => [g.section, g.goal, g.subject, g.value, g.pass === null ? 'info' : g.pass ? 'PASS' : 'MISS']), 3);
@@ -190,6 +223,8 @@ async function main(): Promise<number> {
     for (const r of streams) if (r.error) failures.push(`stream ${r.sizeGiB} GiB: ${r.error}`);
     if (real?.error) failures.push(`real save file: ${real.error}`);
     if (corpus?.error) failures.push(`corpus: ${corpus.error}`);
+    if (fleet?.error) failures.push(`fleet: ${fleet.error}`);
+    if (cold?.error) failures.push(`cold start: ${cold.error}`);
     if (failures.length) text += `\nFailures\n${failures.map((f) => `  ${f.split('\n').join('\n    ')}\n`).join('')}`;
     for (const prof of profiles) {
       text += `\nCPU profile of one ${prof.label} (${f3(prof.wallS)} s wall, profiler on): top self time per thread\n`;
@@ -229,6 +264,8 @@ async function main(): Promise<number> {
       streams,
       realSave: real,
       corpus,
+      fleet,
+      cold,
       goals,
       cpuProfiles: profiles,
     };

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import { auditImage } from '../src/audit/audit-image.js';
 import { openImage } from '../src/formats/open-image.js';
 import { computeDom0Pages, parseDom0Mem } from '../src/inputs/dom0-mem.js';
@@ -12,6 +13,7 @@ import { findProfile } from '../src/emulate/kernel/profiles.js';
 import { writeEmulatedP2ms } from '../src/emulate/snapshot.js';
 import { PAGE_SIZE } from '../src/xen/abi.js';
 import { bootFactsOf } from '../src/formats/guest-image.js';
+import type { AuditOutcome } from '../src/audit/audit-image.js';
 import { MiB, CHILD_TIMEOUT_S, SEED, ROOT, CLI, log, f2, f3, f1, f0, table, mib } from './common.js';
 import type { Options } from './options.js';
 import { median, Runner, checkAudit } from './measure.js';
@@ -47,6 +49,8 @@ interface CorpusSource {
   /** auditImage(openImage(file), {jobs: 0}): warm-up, then --reps */
   inProcessSamplesS: number[];
   inProcessMedianS: number;
+  /** leaf and structure pages of its audit × 4 KiB (neededBytes) */
+  neededBytes: number;
   /** one `audit FILE --json --jobs 2` child */
   cliS: number;
   copies: number;
@@ -83,6 +87,25 @@ export interface CorpusResult {
   perFileOverheadParallelS?: number;
   /** mean over the N files of their source's `audit` child time */
   meanCliS?: number;
+  /** `cat` of the N corpus files, once before and once after the scan: their mean (issue 17's baseline) */
+  catS?: number;
+  /** bytes the scan child read (its /proc/self/io rchar at exit: every read(), page-cache hits, modules) */
+  bytesRead?: number;
+  /** Σ over the N files of their source's leaf and structure pages × 4 KiB: what an audit must read */
+  leafBytes?: number;
+}
+
+/** `node --import` hook of the scan child: its /proc/self/io (all threads) at exit, into BENCH_IO_FILE. */
+const IO_HOOK = `import fs from 'node:fs';
+process.on('exit', () => { try { fs.writeFileSync(process.env.BENCH_IO_FILE, fs.readFileSync('/proc/self/io')); } catch {} });
+`;
+
+/** Leaf pages either view reads plus the page-table and frame-list pages both walks read, in bytes. */
+function neededBytes(out: AuditOutcome): number {
+  const frames = new Set<number>([...out.guest.structureFrames, ...out.tool.structureFrames]);
+  for (let k = 0; k < out.guest.leafFrames.length; k++) if (out.guest.leafFrames[k]! >= 0) frames.add(out.guest.leafFrames[k]!);
+  for (let k = 0; k < out.tool.leafFrames.length; k++) if (out.tool.leafFrames[k]! >= 0) frames.add(out.tool.leafFrames[k]!);
+  return frames.size * PAGE_SIZE;
 }
 
 export async function benchCorpus(opts: Options, runner: Runner, tmp: string): Promise<CorpusResult> {
@@ -128,6 +151,7 @@ export async function benchCorpus(opts: Options, runner: Runner, tmp: string): P
       const samples: number[] = [];
       let verdict = '';
       let guestMiB: number | null = null;
+      let needed = 0;
       for (let rep = -1; rep < opts.reps; rep++) {
         const img = openImage(s.file);
         try {
@@ -135,6 +159,7 @@ export async function benchCorpus(opts: Options, runner: Runner, tmp: string): P
           const out = await auditImage(img, { jobs: 0 });
           if (rep >= 0) samples.push((performance.now() - t) / 1000);
           verdict = out.report.verdict;
+          needed = neededBytes(out);
           guestMiB = bootFactsOf(img) ? (bootFactsOf(img)!.nrPages * PAGE_SIZE) / MiB : null;
         } finally {
           img.close();
@@ -154,6 +179,7 @@ export async function benchCorpus(opts: Options, runner: Runner, tmp: string): P
         verdict,
         inProcessSamplesS: samples,
         inProcessMedianS: median(samples),
+        neededBytes: needed,
         cliS: cli.wallS,
         copies: 0,
       });
@@ -181,8 +207,26 @@ export async function benchCorpus(opts: Options, runner: Runner, tmp: string): P
     res.buildS = (performance.now() - t0) / 1000;
 
     stage = 'scan';
+    const corpusFiles = [...sourceOf.keys()].map((f) => path.join(scanDir, f));
+    const catCorpus = async (): Promise<number> => {
+      const c = await runner.run('cat', corpusFiles, { stdoutFile: '/dev/null', measureRss: false });
+      if (c.code !== 0) throw new Error(`cat of the corpus: exit ${c.code}`);
+      return c.wallS;
+    };
+    const catBefore = await catCorpus();
     log(`corpus: scan ${n} files --json --jobs ${CORPUS_JOBS}`);
-    const r = await runner.run(process.execPath, [CLI, 'scan', scanDir, '--json', '--jobs', String(CORPUS_JOBS)], { timeoutS: CHILD_TIMEOUT_S });
+    const ioHook = path.join(dir, 'io-hook.mjs');
+    const ioFile = path.join(dir, 'scan-io.txt');
+    fs.writeFileSync(ioHook, IO_HOOK);
+    const r = await runner.run(process.execPath, [CLI, 'scan', scanDir, '--json', '--jobs', String(CORPUS_JOBS)], {
+      timeoutS: CHILD_TIMEOUT_S,
+      nodeFlags: ['--import', pathToFileURL(ioHook).href],
+      env: { BENCH_IO_FILE: ioFile },
+    });
+    res.catS = (catBefore + (await catCorpus())) / 2;
+    const rchar = fs.existsSync(ioFile) ? /^rchar: (\d+)$/m.exec(fs.readFileSync(ioFile, 'utf8')) : null;
+    if (rchar) res.bytesRead = Number(rchar[1]);
+    res.leafBytes = res.sources.reduce((sum, x) => sum + x.copies * x.neededBytes, 0);
     if (r.timedOut) throw new Error(`scan was killed after ${CHILD_TIMEOUT_S} s`);
     if (r.signal !== null) throw new Error(`scan killed by ${r.signal}\n${r.stderr.trim()}`);
     const verdicts: Record<string, number> = {};

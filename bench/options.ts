@@ -14,7 +14,7 @@ const DEFAULT_CORPUS_FILES = 2000;
 const QUICK_CORPUS_FILES = 200;
 
 const DEFAULT_REPS = 3;
-export const SECTIONS = ['p2ms', 'stream', 'real', 'corpus'] as const;
+export const SECTIONS = ['p2ms', 'stream', 'real', 'corpus', 'fleet', 'cold'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface Options {

@@ -536,7 +536,9 @@ describe('suggestProfile (mainline cut-offs: remap 3.18, linear list 3.19, max_p
     ['5.14.21', 'linux-4.x'],
     ['5.15.0', 'linux-6.1'],
     ['6.1.0-18-amd64', 'linux-6.1'],
-    ['6.12.9', 'linux-6.1'],
+    ['6.4.16', 'linux-6.1'],
+    ['6.5.0', 'linux-6.5'], // 9338c2233b97, the dom0 iBFT window (docs/spec-notes/xen-dom0-map.md)
+    ['6.12.9', 'linux-6.5'],
   ])('%s -> %s', (release, profile) => {
     expect(suggestProfile(release).profile).toBe(profile);
   });

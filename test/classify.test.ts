@@ -8,7 +8,7 @@ import type { ClassRange, PfnClassName } from '../src/audit/pfn-class.js';
 import type { GuestView, KernelVars, ToolstackView } from '../src/views/p2m-leaves.js';
 import type { BootFacts } from '../src/inputs/boot-facts.js';
 import type { GuestImage } from '../src/formats/guest-image.js';
-import { buildReport, EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR, EXIT_WARNINGS, formatMib } from '../src/audit/verdict.js';
+import { buildReport, EXIT_CLEAN, EXIT_FATAL, EXIT_PARTIAL, EXIT_WARNINGS, formatMib } from '../src/audit/verdict.js';
 import { JSON_SCHEMA, renderJson } from '../src/report/json.js';
 import { renderText } from '../src/report/text.js';
 import { E820_RAM, E820_RESERVED } from '../src/xen/abi.js';
@@ -114,7 +114,7 @@ describe('buildReport verdicts and exit codes', () => {
     { name: 'mismatch → FATAL', ranges: [R(0, 0x10, 'ram'), R(0x10, 0x11, 'mismatch')], verdict: 'FATAL', exit: EXIT_FATAL },
     { name: 'fatal and stale → FATAL', ranges: [R(0, 0x10, 'lost'), R(0x10, 0x11, 'stale')], verdict: 'FATAL', exit: EXIT_FATAL },
     { name: 'fatal and unreadable → FATAL', ranges: [R(0, 0x10, 'lost'), R(0x200, 0x400, 'unreadable')], verdict: 'FATAL', exit: EXIT_FATAL },
-    { name: 'unreadable only → ERROR, input error', ranges: [R(0, 0x200, 'ram'), R(0x200, 0x400, 'unreadable'), R(0x400, 0x401, 'stale')], verdict: 'ERROR', exit: EXIT_INPUT_ERROR },
+    { name: 'unreadable only → ERROR, partial (a report with pages it could not check)', ranges: [R(0, 0x200, 'ram'), R(0x200, 0x400, 'unreadable'), R(0x400, 0x401, 'stale')], verdict: 'ERROR', exit: EXIT_PARTIAL },
     {
       name: 'toolstack walk failed → ERROR, fatal exit',
       ranges: [R(0, 0x40000, 'uncovered')],

@@ -18,7 +18,8 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['src/audit'], // plan, shards, workers' reader, leaf comparison, verdicts
   ['src/report'], // renderers only
   ['src/emulate'], // boot emulator, emulated writers, restore emulation
-  ['src/scan', 'src/sweep', 'src/fuzz', 'src/corpora'], // jobs over many images
+  ['src/scan', 'src/sweep', 'src/fuzz', 'src/corpora', 'src/live'], // jobs over many images; live: a running domain read consistently (its reader is formats/live-domain.ts)
+  ['src/fleet'], // scan's engine as queue jobs on many hosts (BullMQ): builds on scan, so above it
   ['src/commands'], // one module per command: options → layers
   ['src/cli.ts', 'workers'], // entry points
 ];

@@ -18,6 +18,7 @@ import { parseResultLine, SCAN_SCHEMA } from '../src/scan/results.js';
 import { collectFiles, parseFaultHook, runScan, SUMMARY_SCHEMA, type ScanOptions } from '../src/scan/scan.js';
 import { shardThreshold } from '../src/scan/scheduler.js';
 import { auditImage } from '../src/audit/audit-image.js';
+import { EXIT_PARTIAL } from '../src/audit/verdict.js';
 import type { E820Entry } from '../src/inputs/e820.js';
 import { openImage } from '../src/formats/open-image.js';
 import { writeSaveStream } from '../src/emulate/save-stream-writer.js';
@@ -158,7 +159,7 @@ describe('scan: summary, output, skipped and broken files', () => {
     expect(perFile.length).toBe(NAMES.length + NOT_IMAGES.length);
     expect(perFile.filter((l) => l.startsWith('SKIPPED')).length).toBe(NOT_IMAGES.length);
     const text = lines.join('\n');
-    expect(text).toMatch(/summary: 13 files: 9 audited, 4 skipped, 0 errors/);
+    expect(text).toMatch(/summary: 13 files: 9 audited, 4 skipped, 0 failed/);
     expect(text).toMatch(/^ {2}CLEAN +5$/m);
     expect(text).toMatch(/^ {2}FATAL +4$/m);
     expect(text).toContain(`fatal: ${WANT_FATAL_PAGES} pages (1031.5 MiB) at risk in all`);
@@ -211,14 +212,14 @@ describe('scan: summary, output, skipped and broken files', () => {
     expect(last.exitCode).toBe(1);
   });
 
-  it('a broken image is an error with a one-line reason (exit 2); the scan goes on', async () => {
+  it('a broken image is an error with a one-line reason; the scan goes on and is partial (exit 5)', async () => {
     const dir = path.join(tmp, 'broken');
     fs.mkdirSync(dir, { recursive: true });
     const whole = fs.readFileSync(path.join(scenarioDir, 'seed-4x.p2ms'));
     fs.writeFileSync(path.join(dir, 'cut.p2ms'), whole.subarray(0, 8192)); // right magic, cut short
     linkOrCopy(path.join(scenarioDir, 'small-clean-4x.p2ms'), path.join(dir, 'ok.p2ms'));
     const { exitCode, summary, results } = await scan([dir]);
-    expect(exitCode).toBe(2);
+    expect(exitCode).toBe(EXIT_PARTIAL);
     expect([summary.audited, summary.errors]).toEqual([1, 1]);
     const bad = results.find((r) => r.file.endsWith('cut.p2ms'))!;
     expect([bad.status, bad.exitCode, bad.format]).toEqual(['error', 2, 'p2ms']);
@@ -227,7 +228,7 @@ describe('scan: summary, output, skipped and broken files', () => {
     const clean = results.find((r) => r.file.endsWith('ok.p2ms'))!;
     expect(clean.verdict).toBe('CLEAN');
     const text = await scan([dir], { json: false });
-    expect(text.lines.join('\n')).toMatch(/^errors:\n {2}.*cut\.p2ms.*$/m);
+    expect(text.lines.join('\n')).toMatch(/^failed:\n {2}.*cut\.p2ms.*$/m);
   });
 
   it('all clean → exit 0; bad arguments → InputError', async () => {
@@ -481,9 +482,9 @@ describe('--system-map for save and dump-core files without FILE.map', () => {
 
   const sorted = (r: JsonResult[]) => [...r].sort((a, b) => a.file.localeCompare(b.file)); // completion order varies
 
-  it('without it: one-line errors naming the missing symbols, exit 2', async () => {
+  it('without it: one-line errors naming the missing symbols, partial (exit 5)', async () => {
     const r = await scan([dumps]);
-    expect(r.exitCode).toBe(2);
+    expect(r.exitCode).toBe(EXIT_PARTIAL);
     expect(sorted(r.results).map((x) => [path.basename(x.file), x.status])).toEqual([
       ['guest.core', 'error'],
       ['guest.save', 'error'],

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseKconfig } from '../src/inputs/kconfig.js';
-import { parseSweepRange, sizeText } from '../src/sweep/sweep.js';
+import { distinctErrors, parseSweepRange, renderSweepText, sizeText } from '../src/sweep/sweep.js';
 
 const repo = path.resolve(__dirname, '..');
 const cli = path.join(repo, 'dist/src/cli.js');
@@ -82,20 +82,51 @@ describe('sweep', () => {
     });
   });
 
-  it('a row larger than the host is an error cell naming the sizes; the rest is still swept', () => {
+  it('a row larger than the host is clamped to avail as Xen does (dom0_compute_nr_pages), noted once, not an error', () => {
     const r = run(['sweep', '--e820', seedHost, '--dom0-mem', '2g..8g', '--profile', 'linux-4.x', '--json', '--jobs', '1']);
-    expect(r.status).toBe(2);
-    const m = JSON.parse(r.stdout) as { rows: string[]; cells: { verdict: string; error?: string }[][] };
+    expect(r.status).toBe(0);
+    const m = JSON.parse(r.stdout) as { rows: string[]; cells: { verdict: string; nrPages: string; error?: string }[][]; rowNotes: (string | null)[] };
     expect(m.rows).toEqual(['2g,max:2g', '4g,max:4g', '8g,max:8g']);
-    expect(m.cells[0]![0]!.verdict).toBe('CLEAN');
-    // the seed host has 0x1000000 - … RAM: 4g = 0x100000 pages is more than the 0xfd77f it leaves dom0
-    expect(m.cells[1]![0]!.error).toMatch(/dom0_mem=4g,max:4g asks for 0x100000 pages .* only 0xfd77f pages/);
-    expect(m.cells[2]![0]!.verdict).toBe('ERROR');
+    // the seed host leaves dom0 0xfd77f pages (docs/spec-notes/xen-dom0-mem.md worked example): 4g = 0x100000 and
+    // 8g = 0x200000 pages are both clamped to it
+    expect(m.rowNotes[0]).toBeNull();
+    expect(m.rowNotes[1]).toMatch(/^dom0_mem=4g,max:4g asks for 4096\.0 MiB but the host map leaves 4055\.5 MiB .*clamps/);
+    expect(m.cells[1]![0]).toMatchObject({ verdict: 'CLEAN', nrPages: '0xfd77f' });
+    expect(m.cells[2]![0]).toMatchObject({ verdict: 'CLEAN', nrPages: '0xfd77f' });
+    expect(m.cells.flat().filter((c) => c.error)).toEqual([]);
+  });
+
+  it("the README's sweep, its 4g row (which made it exit 2): clamped and swept for its three profiles", () => {
+    const profiles = ['linux-3.8.13-backport', 'linux-3.8.13-backport-fixed', 'linux-4.x'];
+    const r = run(['sweep', '--e820', seedHost, '--dom0-mem', '4g..4g', '--profile', profiles.join(','), '--jobs', '2']);
+    // clamped to 0xfd77f pages with d->max_pages 0x100000 > nr_pages: extra memory, so the backport is clean too
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^4g,max:4g \(clamped\)/m);
+    expect(r.stdout).toMatch(/^clamped rows:\n {2}dom0_mem=4g,max:4g asks for 4096\.0 MiB/m);
+    expect(r.stdout).not.toMatch(/error/);
   });
 
   it('without max: the backport is clean (extra memory raises xen_max_p2m_pfn)', () => {
     const r = run(['sweep', '--e820', seedHost, '--dom0-mem', '1g..1g', '--profile', 'linux-3.8.13-backport', '--no-max', '--csv', '--jobs', '1']);
     expect(r.status).toBe(0);
     expect(r.stdout.split('\n')[1]).toMatch(/^1g,linux-3\.8\.13-backport,CLEAN,0,0,/);
+  });
+});
+
+describe('sweep errors are listed once each, with where they came from', () => {
+  const cell = (error?: string) => ({ verdict: error ? 'ERROR' : 'CLEAN', exitCode: error ? 2 : 0, fatalPages: 0, fatalMib: 0, uncoveredPages: 0, uncoveredMib: 0, archMaxPfn: '', kernelMaxPfn: '', nrPages: '', ...(error ? { error } : {}) });
+  const m = {
+    schema: 'p2m-audit/sweep@1' as const,
+    rows: ['1g', '2g'],
+    cols: ['linux-4.x', 'linux-6.1'],
+    cells: [
+      [cell('pfn 0x1100 used by the kernel has no machine frame'), cell('pfn 0x1100 used by the kernel has no machine frame')],
+      [cell('pfn 0x1100 used by the kernel has no machine frame'), cell()],
+    ],
+    rowNotes: [null, null],
+  };
+  it('one message, its rows and profiles', () => {
+    expect(distinctErrors(m)).toEqual([{ message: 'pfn 0x1100 used by the kernel has no machine frame', where: ['dom0_mem=1g: every profile', 'dom0_mem=2g: linux-4.x'] }]);
+    expect(renderSweepText(m).match(/no machine frame/g)).toHaveLength(1);
   });
 });

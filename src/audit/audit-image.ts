@@ -2,9 +2,10 @@
 // thread, for small guests) → report.
 import { InputError } from '../common/errors.js';
 import { type GuestImage } from '../formats/guest-image.js';
-import { readGuestView } from '../views/guest-view.js';
+import { readGuestViewOrMirror } from '../views/guest-mirror.js';
 import { mapP2m, type ToolstackMethod } from '../views/toolstack-view.js';
 import { buildReport, type AuditReport } from './verdict.js';
+import { predictSave } from './save-prediction.js';
 import { auditInProcess, auditOnThisThread, createAuditPool, planLeaves, runAudit, type AuditRanges } from './run-audit.js';
 import { P2M_PER_PAGE } from '../xen/abi.js';
 import type { GuestView, ToolstackView } from '../views/p2m-leaves.js';
@@ -59,14 +60,17 @@ async function auditWithPool(img: GuestImage, opts: AuditImageOptions, pool: () 
   if (tool.absentFrame !== undefined) {
     throw new InputError(`${img.path || '<image>'}: the ${tool.method} walk's ${tool.failure}: the frame list points outside the image`);
   }
-  const guest = readGuestView(img);
+  const guest = readGuestViewOrMirror(img); // a failed save's stream: through the frame-list mirror
   const plan = planLeaves(tool, guest);
   const progress = { onProgress: opts.onProgress, plan };
-  const audit = !img.path
-    ? auditInProcess(img, tool, guest, progress) // an image in memory: frames through readFrame
+  // an image in memory, or makedumpfile's compressed pages (no file offset the workers could read): frames through readFrame
+  const audit = !img.path || img.format === 'kdump-compressed'
+    ? auditInProcess(img, tool, guest, progress)
     : opts.jobs === 0 || plan.activeLeaves <= (opts.pool ? IN_THREAD_MAX_LEAVES_WARM : IN_THREAD_MAX_LEAVES)
       ? auditOnThisThread(img, tool, guest, progress)
       : await runAudit(img, tool, guest, { jobs: opts.jobs, pool: pool(), ...progress });
   const report = buildReport({ img, tool, guest, ranges: audit.ranges, stats: audit.stats, endPfn: audit.endPfn });
+  // a dom0 kdump's toolstack is crash (method 'crash'): nothing saves or migrates a dom0, so no save is predicted
+  if (tool.method !== 'crash') report.save = predictSave(img, tool, guest, report.fatalPages);
   return { report, tool, guest, audit };
 }

@@ -5,8 +5,9 @@
 // and merges the run-length ranges in pfn order. `auditInProcess` runs the same per-leaf loop on the
 // calling thread through GuestImage.readFrame (tests, in-memory images, tiny guests).
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import type { GuestImage } from '../formats/guest-image.js';
 import { P2M_PER_PAGE, PAGE_SIZE } from '../xen/abi.js';
 import { classifyShard, RangeSink, type LeafPageSource } from './compare-leaf.js';
@@ -181,11 +182,16 @@ function describeShard(s: Shard): string {
   return `audit shard ${s.index} (leaves ${s.firstLeaf}-${s.endLeaf - 1}, pfns 0x${first.toString(16)}-0x${last.toString(16)})`;
 }
 
-/** Start the audit worker threads now (they load their modules while the caller walks the views). */
+/**
+ * Start the audit worker threads now (they load their modules while the caller walks the views). piscina is
+ * loaded here, on first use: an audit on the calling thread (every guest up to 512 GiB) never loads it
+ * (~15 modules, ~18 ms of a cold start; docs/bench-notes.md "Cold start").
+ */
 export function createAuditPool(jobs: number): Piscina<AuditTask, Float64Array> {
   const workerPath = auditWorkerPath();
   if (!fs.existsSync(workerPath)) throw new Error(`audit worker not built: ${workerPath} is missing (run npm run build)`);
-  return new Piscina<AuditTask, Float64Array>({ filename: workerPath, minThreads: jobs, maxThreads: jobs });
+  const { Piscina: Pool } = createRequire(import.meta.url)('piscina') as typeof import('piscina');
+  return new Pool<AuditTask, Float64Array>({ filename: workerPath, minThreads: jobs, maxThreads: jobs });
 }
 
 function runShard(pool: Piscina<AuditTask, Float64Array>, task: AuditTask): Promise<Float64Array> {

@@ -93,18 +93,29 @@ class BatchedPageReader {
   }
 }
 
-// Reused across the shards this thread reads (one shard at a time per thread).
-const guestReader = new BatchedPageReader();
-const toolReader = new BatchedPageReader();
-const source: LeafPageSource = {
-  guestPage: (i, loc) => guestReader.page(i, loc),
-  toolPage: (i, loc) => toolReader.page(i, loc),
-  guestFlags: () => guestReader.flags(),
-  toolFlags: () => toolReader.flags(),
-};
+// Reused across the shards this thread reads (one shard at a time per thread). Made on the first shard, not
+// at import: each compiles and instantiates the wasm kernel, which commands that never read a shard (and
+// an audit that fails before its first) should not pay for.
+let readers: { guest: BatchedPageReader; tool: BatchedPageReader; source: LeafPageSource } | null = null;
+
+function threadReaders(): { guest: BatchedPageReader; tool: BatchedPageReader; source: LeafPageSource } {
+  if (readers === null) {
+    const guest = new BatchedPageReader();
+    const tool = new BatchedPageReader();
+    const source: LeafPageSource = {
+      guestPage: (i, loc) => guest.page(i, loc),
+      toolPage: (i, loc) => tool.page(i, loc),
+      guestFlags: () => guest.flags(),
+      toolFlags: () => tool.flags(),
+    };
+    readers = { guest, tool, source };
+  }
+  return readers;
+}
 
 /** Read and classify one shard on the calling thread; the packed ranges (RangeSink.toPacked). */
 export function readShard(task: AuditTask): Float64Array {
+  const { guest: guestReader, tool: toolReader, source } = threadReaders();
   const fd = fs.openSync(task.path, 'r');
   try {
     guestReader.reset(fd, task.gOffsets);

@@ -6,21 +6,29 @@
 // (text.ts, json.ts) only format this object.
 import type { BootFacts } from '../inputs/boot-facts.js';
 import type { E820Entry } from '../inputs/e820.js';
-import type { GuestImage } from '../formats/guest-image.js';
+import type { GuestImage, StreamStop } from '../formats/guest-image.js';
 import type { PfnRange } from '../common/pfn-range.js';
 import { crashReadablePages, crashView, type CrashView } from '../views/crash-view.js';
+import { applyCrashTerms } from './crash-terms.js';
+import type { CrashStartup } from './crash-startup.js';
 import { CLASS_SEVERITY, PFN_CLASS_NAMES, type ClassRange, type PfnClassName } from './pfn-class.js';
-import { type GuestView, type KernelVars, type ToolstackView } from '../views/p2m-leaves.js';
+import { type CrashListFacts, type GuestView, type KernelVars, type ToolstackView } from '../views/p2m-leaves.js';
 import { E820_ACPI, E820_NVS, E820_PMEM, E820_PRAM, E820_RAM, E820_RESERVED, E820_UNUSABLE, PAGE_OFFSET_LEGACY, PAGE_SIZE, PAGES_PER_MIB, hex } from '../xen/abi.js';
-import { bootFactsOf } from '../formats/guest-image.js';
+import { bootFactsOf, streamStopOf } from '../formats/guest-image.js';
+import type { SavePrediction } from './save-prediction.js';
 
 export type Verdict = 'CLEAN' | 'WARN' | 'ERROR' | 'FATAL';
 
-/** Exit codes (ARCHITECTURE.md): 0 clean/benign only, 1 fatal, 2 usage or input error, 3 warnings only. */
+/**
+ * Exit codes (ARCHITECTURE.md, docs/exit-codes.md): 0 clean/benign only, 1 fatal, 2 usage, input or output
+ * error (nothing on stdout), 3 warnings only, 5 partial: a report was produced, but part of the input could
+ * not be read or checked (pages absent from the image, sweep cells or scanned files that failed).
+ */
 export const EXIT_CLEAN = 0;
 export const EXIT_FATAL = 1;
 export const EXIT_INPUT_ERROR = 2;
 export const EXIT_WARNINGS = 3;
+export const EXIT_PARTIAL = 5;
 
 export interface ClassTotals {
   pages: number;
@@ -73,12 +81,12 @@ export interface KernelVarValue {
 export interface FatalCause {
   kind: CauseKind;
   toolstack: {
-    method: 'tree' | 'list';
+    method: ToolstackView['method'];
     archMaxPfn: bigint;
     /** pfns < boundPfn are covered by the walk (max_pfn + 1 after trimming; 0 when the walk failed) */
     boundPfn: number;
     failure: string | null;
-    trimmedFrom: number | null;
+    trimmedFrom: number | bigint | null;
   };
   /** the kernel variables known (symbols first, boot facts for the rest) */
   kernel: KernelVarValue[];
@@ -117,14 +125,16 @@ export interface AuditReport {
   /** one line: why this verdict */
   reason: string;
   toolstack: {
-    method: 'tree' | 'list';
+    method: ToolstackView['method'];
     archMaxPfn: bigint;
     /** highest pfn saved (inclusive), −1 when the walk failed */
     maxPfn: number;
     boundPfn: number;
     failure: string | null;
-    trimmedFrom: number | null;
+    trimmedFrom: number | bigint | null;
     notes: string[];
+    /** method 'crash' (a dom0 kdump): the list crash reads and the arch.max_pfn bound beside it */
+    crash?: CrashListFacts;
   };
   guest: {
     layout: 'tree' | 'list';
@@ -133,7 +143,11 @@ export interface AuditReport {
     vars: KernelVars;
     pageOffset: bigint;
     notes: string[];
+    /** the top-level page table the guest view walked from, in words (views/kernel-root.ts) */
+    root?: string;
   };
+  /** a dom0 kdump: crash's start-up predicted (audit/crash-startup.ts) */
+  crash?: CrashStartup;
   boot: BootFacts | null;
   /** pfns [0, auditedPfns) were classified */
   auditedPfns: number;
@@ -145,6 +159,10 @@ export interface AuditReport {
   errors: NotedRange[];
   /** ranges counted in the totals but not listed (past MAX_EXPLAINED_RANGES per list, or not kept by the audit) */
   omittedRanges: number;
+  /** a save stream without END (a failed save, a cut copy): where it stops and what it holds */
+  stream?: StreamStop;
+  /** what a real save / migration of this guest does (audit/save-prediction.ts; set by auditImage) */
+  save?: SavePrediction;
 }
 
 export interface ReportInput {
@@ -464,7 +482,7 @@ export function buildReport(input: ReportInput): AuditReport {
     reason = `${pagesText(fatalPages)} of guest RAM are not saved correctly (${by})`;
   } else if (classes.unreadable.pages > 0) {
     verdict = 'ERROR';
-    exitCode = EXIT_INPUT_ERROR;
+    exitCode = EXIT_PARTIAL;
     reason = `${pagesText(classes.unreadable.pages)} could not be checked: leaf pages are absent from the image`;
   } else if (classes.stale.pages > 0) {
     verdict = 'WARN';
@@ -475,6 +493,8 @@ export function buildReport(input: ReportInput): AuditReport {
     exitCode = EXIT_CLEAN;
     reason = `every guest RAM page (${classes.ram.pages}) is covered by the toolstack with the same mfn`;
   }
+  const crashTerms = tool.method === 'crash' ? applyCrashTerms({ img, tool, guest, crash: ctx.crash, fatal }) : null;
+  if (crashTerms && verdict === 'FATAL') reason = crashTerms.reason(fatalPages);
   if (verdict !== 'ERROR' && classes.unreadable.pages > 0) {
     reason += `; ${pagesText(classes.unreadable.pages)} could not be checked`;
   }
@@ -493,6 +513,7 @@ export function buildReport(input: ReportInput): AuditReport {
       failure: tool.failure,
       trimmedFrom: tool.untrimmedMaxPfn,
       notes: [...tool.notes],
+      ...(tool.crash ? { crash: tool.crash } : {}),
     },
     guest: {
       layout: guest.layout,
@@ -501,7 +522,9 @@ export function buildReport(input: ReportInput): AuditReport {
       vars: { ...guest.vars },
       pageOffset,
       notes: [...guest.notes],
+      ...(guest.root ? { root: guest.root.text } : {}),
     },
+    ...(crashTerms ? { crash: crashTerms.startup } : {}),
     boot,
     auditedPfns,
     classes,
@@ -511,5 +534,6 @@ export function buildReport(input: ReportInput): AuditReport {
     warnings,
     errors,
     omittedRanges: omitted,
+    ...(streamStopOf(img) ? { stream: streamStopOf(img)! } : {}),
   };
 }

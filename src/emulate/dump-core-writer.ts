@@ -25,7 +25,7 @@
 // per write; nothing is kept per page.
 import * as fs from 'node:fs';
 import { checkOutput, writeAllAt as writeAll, writeOutput } from '../formats/output-file.js';
-import { GuestLeaf } from '../views/p2m-leaves.js';
+import { GuestLeaf, type ToolstackView } from '../views/p2m-leaves.js';
 import { readGuestView } from '../views/guest-view.js';
 import { mapP2m } from '../views/toolstack-view.js';
 import { effectiveMaxMfn, u64Value } from '../views/map-p2m-tree.js';
@@ -86,7 +86,7 @@ export interface WriteXcCoreResult {
   found: number;
   /** pfns scanned: arch.max_pfn (after any trimming of the walk) */
   p2mSize: number;
-  method: 'tree' | 'list';
+  method: ToolstackView['method'];
   fileSize: number;
   /** file offsets of .xen_pages and .xen_p2m */
   pagesOffset: number;
@@ -151,7 +151,7 @@ function notes(nrVcpus: number, nrPages: number, xen: XenVersionInfo): Buffer {
 
 /** The pfn → mfn source: mapP2m's leaf pages, entries read as two u32 words. */
 class P2mSource {
-  readonly method: 'tree' | 'list';
+  readonly method: ToolstackView['method'];
   readonly p2mSize: number;
   private readonly leaves: Float64Array;
   private readonly maxMfn: number;

@@ -6,12 +6,13 @@
 // leaf pages hold mfns, so an entry is RAM when it is neither INVALID_P2M_ENTRY nor marked
 // (IDENTITY_FRAME_BIT / FOREIGN_FRAME_BIT, arch/x86/include/asm/xen/page.h).
 import { GuestLeaf } from '../views/p2m-leaves.js';
-import { readGuestView } from '../views/guest-view.js';
-import { EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR } from '../audit/verdict.js';
+import { readGuestViewOrMirror } from '../views/guest-mirror.js';
+import { EXIT_CLEAN, EXIT_FATAL, EXIT_PARTIAL } from '../audit/verdict.js';
 import { FOREIGN_FRAME_HI, IDENTITY_FRAME_HI, P2M_ENTRY_SIZE, P2M_PER_PAGE, PAGES_PER_MIB, hex } from '../xen/abi.js';
 import type { GuestImage } from '../formats/guest-image.js';
 import { FRAME_ABSENT, FRAME_BROKEN, FRAME_XALLOC, FRAME_XTAB, StreamImage } from '../formats/save-stream.js';
-import { savedP2mOf } from '../formats/guest-image.js';
+import { savedP2mOf, streamStopOf, type StreamStop } from '../formats/guest-image.js';
+import { RHDR_SIZE } from '../xen/stream-format.js';
 
 export const RESTORE_CHECK_SCHEMA = 'p2m-audit/restore-check@1';
 
@@ -56,7 +57,9 @@ export interface RestoreLoss {
   /** guest leaf pages the stream does not hold: those pfns could not be checked */
   unchecked: UncheckedRange[];
   uncheckedPages: number;
-  /** 0 nothing lost, 1 RAM lost, 2 nothing lost but pfns unchecked (audit/verdict.ts exit codes) */
+  /** why restore itself fails (a stream without END: what a failed save leaves), or null */
+  restoreFails: string | null;
+  /** 0 nothing lost, 1 RAM lost or restore fails, 5 nothing lost but pfns unchecked: partial (audit/verdict.ts exit codes) */
   exitCode: number;
   notes: string[];
 }
@@ -92,11 +95,25 @@ class Runs<T extends string | null> {
 }
 
 /**
+ * Why restore stops on a stream without END: xg_sr_restore.c restore() reads records until END, and
+ * read_record() (xg_sr_common.c) fails at the end of the data, so no domain is created.
+ */
+export function restoreFailure(stop: StreamStop): string {
+  const at = `the stream has no END record and stops at offset ${stop.offset} after ${stop.afterRecord}`;
+  const vcpu = stop.vcpuRecords.length === 0 ? ", before vCPU 0's X86_PV_VCPU_BASIC record" : '';
+  const why =
+    stop.tornRecord === null || stop.tornRecord === 'record header' || stop.tornRecord === 'libxl record header'
+      ? `restore reads the next ${RHDR_SIZE}-byte record header there and stops with "Failed to read Record Header from stream"`
+      : `restore stops inside the ${stop.tornRecord} record with "Failed to read … bytes of data for record (…, ${stop.tornRecord})"`;
+  return `restore fails: ${at}${vcpu}; ${why}: no domain is created`;
+}
+
+/**
  * Restore check of a save stream (needs kernel symbols: the guest view walks the guest's own p2m).
  * Throws InputError when the guest view cannot be read.
  */
 export function restoreCheck(img: GuestImage): RestoreLoss {
-  const guest = readGuestView(img);
+  const guest = readGuestViewOrMirror(img);
   const rec = savedP2mOf(img);
   const maxPfn = rec ? rec.endPfn : -1;
   const lost = new Runs<LossReason>();
@@ -131,6 +148,8 @@ export function restoreCheck(img: GuestImage): RestoreLoss {
   const lostPages = ram - carried;
   const uncheckedPages = uncheckedRanges.reduce((s, r) => s + r.pages, 0);
   const notes = [...guest.notes];
+  const stop = streamStopOf(img);
+  const restoreFails = stop ? restoreFailure(stop) : null;
   if (!rec) notes.push('the stream has no X86_PV_P2M_FRAMES record: restore\'s max_pfn stays 0');
   return {
     file: img.path,
@@ -143,7 +162,8 @@ export function restoreCheck(img: GuestImage): RestoreLoss {
     lost: lostRanges,
     unchecked: uncheckedRanges,
     uncheckedPages,
-    exitCode: lostPages > 0 ? EXIT_FATAL : uncheckedPages > 0 ? EXIT_INPUT_ERROR : EXIT_CLEAN,
+    restoreFails,
+    exitCode: restoreFails || lostPages > 0 ? EXIT_FATAL : uncheckedPages > 0 ? EXIT_PARTIAL : EXIT_CLEAN,
     notes,
   };
 }
@@ -161,6 +181,7 @@ export function renderRestoreCheck(loss: RestoreLoss, json: boolean): string {
         file: loss.file,
         format: loss.format,
         exitCode: loss.exitCode,
+        restoreFails: loss.restoreFails,
         streamMaxPfn: loss.streamMaxPfn >= 0 ? hex(loss.streamMaxPfn) : null,
         guestRamPages: loss.guestRamPages,
         carriedPages: loss.carriedPages,
@@ -176,9 +197,10 @@ export function renderRestoreCheck(loss: RestoreLoss, json: boolean): string {
     ) + '\n';
   }
   const lines: string[] = [];
-  const verdict = loss.lostPages > 0 ? 'LOSS' : loss.uncheckedPages > 0 ? 'UNCHECKED' : 'OK';
+  const verdict = loss.restoreFails ? 'FAILS' : loss.lostPages > 0 ? 'LOSS' : loss.uncheckedPages > 0 ? 'UNCHECKED' : 'OK';
   const bound = loss.streamMaxPfn >= 0 ? `, saver's max_pfn ${hex(loss.streamMaxPfn)}` : '';
   lines.push(`${verdict.padEnd(9)} ${loss.file || '<image>'}  [${loss.format}${bound}]`);
+  if (loss.restoreFails) lines.push(`  ${loss.restoreFails}; had it gone on, this is what the stream carries:`);
   lines.push(
     `  guest RAM ${loss.guestRamPages} pages; restored with their contents ${loss.carriedPages}; ` +
       `not carried by the stream ${loss.lostPages} pages (${mibText(loss.lostMib)} MiB)`,

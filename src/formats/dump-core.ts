@@ -20,6 +20,7 @@ import { PAGE_SIZE, SIZEOF_VCPU_GUEST_CONTEXT_64, VCPU_CTRLREG3_OFFSET_64, hex }
 import type { ArchSharedInfo } from '../xen/shared-info.js';
 import type { GuestImage, P2mPairs } from './guest-image.js';
 import type { SymbolTable } from './symbols.js';
+import { parseVcpuContext64, type VcpuContext } from './vcpu-context.js';
 import { archOf } from '../xen/shared-info.js';
 import { InputError } from '../common/errors.js';
 import { ElfFile, readElfHeader, readSectionHeaders, readNotes, readU64, u64Hex, cString, type ElfSection } from './elf.js';
@@ -170,6 +171,9 @@ class RunBuilder {
 
 // ---- the image --------------------------------------------------------------------------------------
 
+/** vCPU contexts kept from .xen_prstatus (each 5168 bytes). */
+const MAX_DUMP_VCPUS = 4096;
+
 export class XcCoreImage implements GuestImage {
   readonly format = 'xc-core' as const;
   readonly frameSpace = 'mfn' as const;
@@ -194,6 +198,8 @@ export class XcCoreImage implements GuestImage {
     /** pages that are real (N minus padding) */
     private readonly present: number,
     readonly maxFrame: number,
+    /** the .xen_prstatus contexts */
+    readonly vcpus: readonly VcpuContext[] = [],
   ) {
     this.file = new FrameFile(path, fd);
     this.arch = archOf(sharedInfo);
@@ -376,6 +382,11 @@ export function openXcCore(path: string, opts: XcCoreOptions = {}): XcCoreImage 
       p.fail(pr.headerAt + SH_SIZE, `.xen_prstatus is ${pr.size} bytes, expected xch_nr_vcpus ${notes.nrVcpus} × ${SIZEOF_VCPU_GUEST_CONTEXT_64} (vcpu_guest_context, x86_64)`);
     }
     const cr3 = p.bytes(pr.offset + VCPU_CTRLREG3_OFFSET_64, U64_BYTES).readBigUInt64LE(0);
+    // every context (xc_domain_dumpcore writes the vCPUs it got a context for, in id order), up to 4096
+    const vcpus: VcpuContext[] = [];
+    for (let i = 0; i < Math.min(notes.nrVcpus, MAX_DUMP_VCPUS); i++) {
+      vcpus.push(parseVcpuContext64(p.bytes(pr.offset + i * SIZEOF_VCPU_GUEST_CONTEXT_64, SIZEOF_VCPU_GUEST_CONTEXT_64), i));
+    }
 
     // .xen_shared_info is optional (dump-core leaves it out when the page cannot be mapped).
     let sharedInfo: Buffer | null = null;
@@ -416,6 +427,7 @@ export function openXcCore(path: string, opts: XcCoreOptions = {}): XcCoreImage 
       p2m.offset,
       index.present,
       index.maxFrame,
+      vcpus,
     );
   } catch (e) {
     fs.closeSync(fd);

@@ -1,4 +1,4 @@
-// ELF64 little-endian reading for the ELF readers (xl dump-core; next, a Xen kdump vmcore), after the System V gABI "Object Files" chapter (ELF header, sections, program headers, notes) and glibc <elf.h>.
+// ELF64 little-endian reading for the ELF readers (xl dump-core, Xen kdump vmcores), after the System V gABI "Object Files" chapter (ELF header, sections, program headers, notes) and glibc <elf.h>.
 //
 // Every table is bounds-checked against the file size (and counts capped) before it is allocated; every
 // error is one InputError line: the file, the byte offset, what was found and what was expected. Formats

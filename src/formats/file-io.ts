@@ -3,17 +3,18 @@
 import fs from 'node:fs';
 import { PAGE_SIZE } from '../xen/abi.js';
 import { InputError } from '../common/errors.js';
+import { openRegularInput } from '../common/input-file.js';
 
-/** Open an input read-only; a missing or unreadable file is a one-line InputError. */
+/** What an image input must be, and why (common/input-file.ts messages). */
+export const IMAGE_EXPECTED = 'an image file';
+export const IMAGE_NEEDS = 'images are read at random offsets, so they must be regular files (copy it to one first)';
+
+/**
+ * Open an image read-only: a regular file only (common/input-file.ts: a FIFO is refused without blocking,
+ * a device or '-' without reading); a missing, unreadable or non-regular path is a one-line InputError.
+ */
 export function openReadOnly(path: string): number {
-  try {
-    return fs.openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new InputError(`${path}: no such file`);
-    if (code === 'EISDIR') throw new InputError(`${path}: is a directory, expected an image file`);
-    throw new InputError(`${path}: cannot open (${code ?? (e as Error).message})`);
-  }
+  return openRegularInput(path, IMAGE_EXPECTED, IMAGE_NEEDS).fd;
 }
 
 /** Read up to `length` bytes at `position` (looping over short reads); returns the count read. */

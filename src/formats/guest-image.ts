@@ -5,12 +5,13 @@
 import type { BootFacts } from '../inputs/boot-facts.js';
 import type { ArchSharedInfo } from '../xen/shared-info.js';
 import type { SymbolTable } from './symbols.js';
+import type { VcpuContext } from './vcpu-context.js';
 
 /** Which numbers name frames in this image: machine frames (dump-core, snapshots) or pfns (save streams). */
 export type FrameSpace = 'mfn' | 'pfn';
 
-/** xc-core = xl dump-core; vmcore = a Xen kdump ELF vmcore of a dom0; kdump-compressed = makedumpfile's diskdump format */
-export type ImageFormat = 'p2ms' | 'xc-core' | 'xl-save' | 'libxc-stream' | 'vmcore' | 'kdump-compressed';
+/** xen-live = a running domain read through Xen's foreign-memory interface (formats/live-domain.ts); xc-core = xl dump-core; vmcore = a Xen kdump ELF vmcore of a dom0; kdump-compressed = makedumpfile's diskdump format */
+export type ImageFormat = 'p2ms' | 'xc-core' | 'xl-save' | 'libxc-stream' | 'vmcore' | 'kdump-compressed' | 'xen-live';
 
 /** The reader interface: frames by number, where they lie in the file, and nothing else. */
 export interface FrameSource {
@@ -39,6 +40,24 @@ export interface SavedP2m {
   leafPfns: Float64Array;
 }
 
+/**
+ * Where a save stream without its END record stops (xg_sr_save.c writes END last: a failed save, or a copy
+ * cut short, leaves a stream that just ends).
+ */
+export interface StreamStop {
+  /** file offset where the readable stream ends (the file size, or the start of a record cut off by it) */
+  readonly offset: number;
+  /** the last whole libxc record, and where it starts */
+  readonly afterRecord: string;
+  readonly afterRecordOffset: number;
+  /** the record the end of the file cuts through ('record header' when not even its 8-byte header is whole), or null */
+  readonly tornRecord: string | null;
+  /** whole libxc records by name, in first-seen order */
+  readonly records: readonly { readonly name: string; readonly count: number }[];
+  /** vCPU ids with an X86_PV_VCPU_BASIC record */
+  readonly vcpuRecords: readonly number[];
+}
+
 /** A dump-core's .xen_p2m table: pfn → gmfn pairs, index k describing the k-th page of .xen_pages. */
 export interface P2mPairs {
   pfns: Float64Array;
@@ -59,8 +78,10 @@ export interface CrashXenInfo {
   readonly tainted: number | null;
   /** xen_phys_start (null when the layout has none) */
   readonly xenPhysStart: number | null;
-  /** dom0's pfn_to_mfn_frame_list_list (an mfn): the last word of the note */
+  /** dom0's pfn_to_mfn_frame_list_list (an mfn): the last word of the note; −1 when it is no frame (~0: no list) */
   readonly frameListListMfn: number;
+  /** every u64 word of the note in order (names: xen/kdump-format.ts crashInfoFieldNames) */
+  readonly words: readonly bigint[];
 }
 
 /** One ELF note of a dump, where it lies in the file. */
@@ -86,9 +107,18 @@ export type FormatFacts =
   /** p2m-audit's own snapshot (.p2ms, or the emulator's memory): the boot facts travel beside the frames */
   | { readonly kind: 'snapshot'; readonly boot: BootFacts | null }
   /** a save stream: the save side's own P2M_FRAMES record */
-  | { readonly kind: 'save-stream'; readonly savedP2m: SavedP2m | null }
+  | { readonly kind: 'save-stream'; readonly savedP2m: SavedP2m | null; readonly incomplete: StreamStop | null }
   /** an xl dump-core: its .xen_p2m table, read on demand */
   | { readonly kind: 'dump-core'; p2mPairs(): P2mPairs }
+  /** a running domain (formats/live-domain.ts): what xc_domain_getinfo said at open (its vCPUs are in `vcpus`) */
+  | {
+      readonly kind: 'live-domain';
+      readonly domid: number;
+      /** xenstore /local/domain/ID/name, or null */
+      readonly name: string | null;
+      /** xc_dominfo_t nr_pages (pages the domain holds now) */
+      readonly nrPages: number;
+    }
   /**
    * a dom0 crash dump written through Xen's kexec path (ELF vmcore, or makedumpfile's compressed form of one):
    * frames are machine frames; the only p2m root is the crash note's (there is no max_pfn in it)
@@ -115,6 +145,8 @@ export interface ImageMetadata {
   readonly cr3: bigint;
   readonly symbols: SymbolTable;
   readonly formatFacts: FormatFacts;
+  /** every vCPU context the image holds (dump-core .xen_prstatus, a stream's X86_PV_VCPU_BASIC records), when the reader keeps them */
+  readonly vcpus?: readonly VcpuContext[];
 }
 
 /** An opened image: a frame source with its metadata record. */
@@ -128,6 +160,11 @@ export function bootFactsOf(img: GuestImage): BootFacts | null {
 /** The crash-dump facts of a dom0 kdump (vmcore or kdump-compressed), or null for every other image. */
 export function dom0KdumpOf(img: GuestImage): Extract<FormatFacts, { kind: 'dom0-kdump' }> | null {
   return img.formatFacts.kind === 'dom0-kdump' ? img.formatFacts : null;
+}
+
+/** Where a save stream without an END record stops, or null (a whole stream, or not a stream). */
+export function streamStopOf(img: GuestImage): StreamStop | null {
+  return img.formatFacts.kind === 'save-stream' ? img.formatFacts.incomplete : null;
 }
 
 /** A save stream's P2M_FRAMES record, or null for every other image. */

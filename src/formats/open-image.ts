@@ -7,6 +7,9 @@ import { isP2ms, openP2ms } from './p2ms.js';
 import { isLibxcStream, isXlSave, openStream } from './save-stream.js';
 import { symbolsBeside } from './symbols.js';
 import { isElf, openXcCore } from './dump-core.js';
+import { openReadOnly } from './file-io.js';
+import { elfKindOfHead, openVmcore, probeElfFile } from './vmcore.js';
+import { isFlattenedDump, isKdumpCompressed, openKdumpCompressed } from './kdump-compressed.js';
 
 /** Bytes read from the start of a file to recognise its format. */
 export const MAGIC_PROBE_BYTES = 64;
@@ -28,13 +31,20 @@ const COMPRESSED: readonly { magic: readonly number[]; name: string; tool: strin
   { magic: [0x42, 0x5a, 0x68], name: 'bzip2', tool: 'bzcat' },
 ];
 
-/** Recognise a file's format from its first bytes. */
-export function detectFormat(head: Buffer): DetectedFormat {
+/**
+ * Recognise a file's format from its first bytes. An ELF file goes to the reader whose notes it carries:
+ * with `path`, a bounded look at its program headers and notes (formats/vmcore.ts probeElfFile) tells a Xen
+ * kdump vmcore from a native Linux one; without it, the ELF header alone decides (elfKindOfHead).
+ */
+export function detectFormat(head: Buffer, path?: string): DetectedFormat {
   if (isP2ms(head)) return { format: 'p2ms', description: 'p2m-audit snapshot' };
   if (isXlSave(head)) return { format: 'xl-save', description: 'xl save file' };
   if (isLibxcStream(head)) return { format: 'libxc-stream', description: 'libxc migration stream' };
-  // any ELF goes to the xc_core reader, which requires ELFCLASS64 ET_CORE with a .note.Xen section
-  if (isElf(head)) return { format: 'xc-core', description: 'ELF file (xl dump-core when it has .note.Xen)' };
+  // makedumpfile's compressed dump; its flattened form (-F) goes to the same reader, which says how to rearrange it
+  if (isKdumpCompressed(head)) return { format: 'kdump-compressed', description: "makedumpfile compressed dump ('KDUMP')" };
+  if (isFlattenedDump(head)) return { format: 'kdump-compressed', description: 'makedumpfile flattened dump (makedumpfile -F)' };
+  // an ELF core with sections goes to the xc_core reader (.note.Xen), one without to the vmcore reader (PT_NOTE)
+  if (isElf(head)) return path === undefined ? elfKindOfHead(head) : probeElfFile(path, head);
   for (const c of COMPRESSED) {
     if (head.length >= c.magic.length && c.magic.every((b, i) => head[i] === b)) {
       return { format: null, description: `${c.name}-compressed data: decompress it first (${c.tool} FILE > FILE.raw)` };
@@ -45,15 +55,8 @@ export function detectFormat(head: Buffer): DetectedFormat {
 }
 
 export function readHead(path: string): Buffer {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new InputError(`${path}: no such file`);
-    if (code === 'EISDIR') throw new InputError(`${path}: is a directory, expected an image file`);
-    throw new InputError(`${path}: cannot open (${code ?? String(e)})`);
-  }
+  // a regular file only: a FIFO, a device or '-' is refused before any read (it would block or never end)
+  const fd = openReadOnly(path);
   try {
     const head = Buffer.alloc(MAGIC_PROBE_BYTES);
     let n: number;
@@ -75,7 +78,7 @@ export function readHead(path: string): Buffer {
  * files): `symbols` if given, else PATH.map beside the image, else `defaultSymbols` (scan --system-map).
  */
 export function openImage(path: string, opts: { symbols?: SymbolTable; defaultSymbols?: SymbolTable } = {}): GuestImage {
-  const d = detectFormat(readHead(path));
+  const d = detectFormat(readHead(path), path);
   const symbols = (): SymbolTable | undefined => opts.symbols ?? symbolsBeside(path) ?? opts.defaultSymbols;
   switch (d.format) {
     case 'p2ms':
@@ -85,7 +88,11 @@ export function openImage(path: string, opts: { symbols?: SymbolTable; defaultSy
       return openStream(path, { symbols: symbols() });
     case 'xc-core':
       return openXcCore(path, { symbols: symbols() });
+    case 'vmcore':
+      return openVmcore(path, { symbols: symbols() });
+    case 'kdump-compressed':
+      return openKdumpCompressed(path, { symbols: symbols() });
     default:
-      throw new InputError(`${path}: offset 0: not a supported image (${d.description}); expected a .p2ms snapshot, an xl save file or libxc stream, or an xl dump-core (xc_core ELF) file`);
+      throw new InputError(`${path}: offset 0: not a supported image (${d.description}); expected a .p2ms snapshot, an xl save file or libxc stream, an xl dump-core (xc_core ELF) file, or a Xen dom0 kdump (ELF vmcore or makedumpfile compressed)`);
   }
 }

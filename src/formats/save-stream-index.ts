@@ -168,6 +168,11 @@ class RunIndex {
     return r < 0 ? NO_TYPE : this.runs.type[r]!;
   }
 
+  forEachRun(fn: RunVisitor): void {
+    const r = this.runs;
+    for (let i = 0; i < r.n; i++) fn(r.first[i]!, r.count[i]!, r.loc[i]!, r.type[i]!);
+  }
+
   get counts(): PfnCounts {
     const c = { pfnEntries: this.runs.entries, pfns: this.runs.entries, withData: 0, xtab: 0, broken: 0, xalloc: 0, overridden: 0, pageTables: 0 };
     for (let r = 0; r < this.runs.n; r++) {
@@ -185,10 +190,18 @@ class RunIndex {
   }
 }
 
+/**
+ * One run of the final index, ascending: `count` pfns from `first` of one type; loc is the first page's file
+ * offset (the next pages follow it) or the run's no-data code.
+ */
+export type RunVisitor = (first: number, count: number, loc: number, type: number) => void;
+
 /** What the image needs of a pfn index. */
 export interface PfnLookup {
   loc(pfn: number): number;
   type(pfn: number): number;
+  /** every pfn the stream holds, as ascending runs (each pfn once, its last entry) */
+  forEachRun(fn: RunVisitor): void;
   readonly counts: PfnCounts;
 }
 
@@ -252,6 +265,27 @@ class PfnIndex {
 
   private find(pfn: number): number {
     return findSorted(this.sorted!.pfn, pfn);
+  }
+
+  forEachRun(fn: RunVisitor): void {
+    const t = this.dense ?? this.sorted!;
+    const n = t.loc.length;
+    const pfnAt = (k: number): number => (this.dense ? k : this.sorted!.pfn[k]!);
+    let k = 0;
+    while (k < n) {
+      if (t.type[k] === NO_TYPE) {
+        k++;
+        continue;
+      }
+      const first = pfnAt(k);
+      const loc = t.loc[k]!;
+      const type = t.type[k]!;
+      let c = 1;
+      // extend while the next entry is the next pfn, same type, and its page follows (or shares the code)
+      while (k + c < n && pfnAt(k + c) === first + c && t.type[k + c] === type && t.loc[k + c] === (loc >= 0 ? loc + c * PAGE_SIZE : loc)) c++;
+      fn(first, c, loc, type);
+      k += c;
+    }
   }
 
   loc(pfn: number): number {

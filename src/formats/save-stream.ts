@@ -9,20 +9,26 @@
 // need (X86_PV_INFO, X86_PV_P2M_FRAMES, SHARED_INFO, vCPU 0's X86_PV_VCPU_BASIC) are read; every other
 // record is checked and skipped. Every length is validated against REC_LENGTH_MAX and the file size
 // before anything it names is allocated. Frames are pfns: page tables are normalised by the saver,
-// p2m leaf pages still hold the source host's mfns.
+// p2m leaf pages still hold the source host's mfns. Record headers and small records are read through a
+// 64 KiB read-ahead window (read-window.ts), so a run of empty records costs no system call each. A stream
+// that just ends (no END record: what a failed `xl save` leaves, xg_sr_save.c writes END last) is read up
+// to its last whole record and described (StreamStop); it is an input error only when it stops before
+// X86_PV_P2M_FRAMES and SHARED_INFO, which is all an audit needs.
 import * as fs from 'node:fs';
-import { readAt, openReadOnly, FrameFile, ParsedFile } from './file-io.js';
-import { FRAME_ABSENT, codeOfNoDataType, pfnIndexOf, RunLog, type PfnCounts, type PfnLookup } from './save-stream-index.js';
+import { readAt, openReadOnly, ParsedFile } from './file-io.js';
+import { StreamImage, type StreamCounts, type StreamFacts, type XlHeaderInfo } from './save-stream-image.js';
+import { ReadWindow } from './read-window.js';
+import { parseVcpuContext64, type VcpuContext } from './vcpu-context.js';
+import { FRAME_ABSENT, codeOfNoDataType, pfnIndexOf, RunLog } from './save-stream-index.js';
 import { PAGE_SHIFT, PAGE_SIZE, SIZEOF_VCPU_GUEST_CONTEXT_64, VCPU_CTRLREG3_OFFSET_64, hex } from '../xen/abi.js';
-import type { ArchSharedInfo } from '../xen/shared-info.js';
-import type { FormatFacts, GuestImage, ImageFormat, SavedP2m } from './guest-image.js';
+import type { ImageFormat, SavedP2m, StreamStop } from './guest-image.js';
 import type { SymbolTable } from './symbols.js';
-import { archOf } from '../xen/shared-info.js';
 import { InputError } from '../common/errors.js';
 import { XL_MAGIC, XL_HEADER_SIZE, XL_OFF_BYTEORDER, XL_OFF_MANDATORY_FLAGS, XL_OFF_OPTIONAL_FLAGS, XL_OFF_OPTIONAL_DATA_LEN, SAVEFILE_BYTEORDER_VALUE, XL_MANDATORY_FLAG_JSON, XL_MANDATORY_FLAG_STREAMV2, XL_MANDATORY_FLAG_ALL, LIBXL_HDR_IDENT, LIBXL_HDR_SIZE, LIBXL_HDR_VERSION, LIBXL_HDR_OFF_VERSION, LIBXL_HDR_OFF_OPTIONS, LIBXL_HDR_OPT_BIG_ENDIAN, LIBXL_HDR_OPT_RESERVED, LIBXL_REC_TYPE_END, LIBXL_REC_TYPE_LIBXC_CONTEXT, IHDR_SIZE, IHDR_MARKER_BYTES, IHDR_OFF_ID, IHDR_OFF_VERSION, IHDR_OFF_OPTIONS, IHDR_OFF_RES1, IHDR_OFF_RES2, IHDR_ID, IHDR_VERSION_MIN, IHDR_VERSION_MAX, IHDR_VERSION_STATIC_DATA, IHDR_OPT_BIG_ENDIAN, IHDR_OPT_RESERVED, DHDR_SIZE, DHDR_OFF_PAGE_SHIFT, DHDR_OFF_RES1, DHDR_OFF_XEN_MAJOR, DHDR_OFF_XEN_MINOR, DHDR_TYPE_X86_PV, DHDR_TYPE_X86_HVM, RHDR_SIZE, REC_ALIGN, REC_LENGTH_MAX, REC_TYPE_END, REC_TYPE_PAGE_DATA, REC_TYPE_X86_PV_INFO, REC_TYPE_X86_PV_P2M_FRAMES, REC_TYPE_X86_PV_VCPU_BASIC, REC_TYPE_X86_PV_VCPU_EXTENDED, REC_TYPE_X86_PV_VCPU_XSAVE, REC_TYPE_SHARED_INFO, REC_TYPE_X86_TSC_INFO, REC_TYPE_HVM_CONTEXT, REC_TYPE_HVM_PARAMS, REC_TYPE_TOOLSTACK, REC_TYPE_X86_PV_VCPU_MSRS, REC_TYPE_VERIFY, REC_TYPE_CHECKPOINT, REC_TYPE_CHECKPOINT_DIRTY_PFN_LIST, REC_TYPE_STATIC_DATA_END, REC_TYPE_X86_CPUID_POLICY, REC_TYPE_X86_MSR_POLICY, REC_TYPE_OPTIONAL, REC_TYPE_NAMES, recordName, PAGE_DATA_HDR_SIZE, PFN_WORD_SIZE, PFN_WORD_HI_PFN_MASK, PFN_WORD_HI_RESERVED_MASK, PFN_WORD_TYPE_SHIFT, PFINFO_INVALID_FIRST, PFINFO_INVALID_LAST, typeHasData, X86_PV_INFO_SIZE, GUEST_WIDTH_32, GUEST_WIDTH_64, PT_LEVELS_64, P2M_FRAMES_HDR_SIZE, VCPU_HDR_SIZE, VCPU_EXTENDED_MAX, VCPU_XSAVE_MIN, VCPU_MSR_ENTRY_SIZE, VCPU_RDX_OFFSET_64, X86_TSC_INFO_SIZE, X86_TSC_INFO_OFF_RES, CPUID_LEAF_SIZE, MSR_ENTRY_SIZE, LIBXL_REC_NAMES } from '../xen/stream-format.js';
 
 /** frameCode(pfn) values that are not file offsets, and pageType(pfn) of an absent pfn (save-stream-index.ts). */
 export { FRAME_ABSENT, FRAME_XTAB, FRAME_BROKEN, FRAME_XALLOC, NO_TYPE } from './save-stream-index.js';
+export { StreamImage, type StreamCounts, type StreamFacts, type XlHeaderInfo } from './save-stream-image.js';
 
 // ---- detection -----------------------------------------------------------------------------------------
 export function isXlSave(head: Buffer): boolean {
@@ -49,100 +55,10 @@ function alignUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
 
-/** Counts over the final index (each pfn once, its last PAGE_DATA entry). */
-export interface StreamCounts extends PfnCounts {
-  /** libxc records read (END included) */
-  records: number;
-  pageDataRecords: number;
-}
-
-// ---- the image ------------------------------------------------------------------------------------------
-export interface XlHeaderInfo {
-  mandatoryFlags: number;
-  optionalFlags: number;
-  optionalDataLength: number;
-  /** libxl header options (bit 1: converted from a legacy stream) */
-  libxlOptions: number;
-}
-
-export interface StreamFacts {
-  /** stream version from the image header (2 or 3) */
-  version: number;
-  xenMajor: number;
-  xenMinor: number;
-  ptLevels: number;
-  /** file offset of the libxc image header */
-  libxcOffset: number;
-  /** file offset just past the libxc END (or last CHECKPOINT) record */
-  libxcEnd: number;
-  xl: XlHeaderInfo | null;
-  /** vCPU ids that sent an X86_PV_VCPU_BASIC record */
-  vcpus: number[];
-  /** vCPU 0's user_regs.rdx: the start_info pfn (the saver's suspend-record conversion) */
-  startInfoPfn: number;
-  /** the stream ended with CHECKPOINT (Remus/COLO) instead of END */
-  checkpointed: boolean;
-  /** optional records skipped, by type */
-  skippedOptional: number[];
-  /** bytes after the end of the outermost stream */
-  trailingBytes: number;
-}
-
-/** A save stream opened for reading: a GuestImage in pfn space. */
-export class StreamImage implements GuestImage {
-  readonly frameSpace = 'pfn' as const;
-  readonly arch: ArchSharedInfo;
-  readonly formatFacts: FormatFacts;
-  private readonly file: FrameFile;
-
-  constructor(
-    readonly path: string,
-    fd: number,
-    readonly format: ImageFormat,
-    readonly guestWidth: number,
-    readonly sharedInfo: Buffer | null,
-    readonly cr3: bigint,
-    readonly symbols: SymbolTable,
-    /** highest pfn named by any PAGE_DATA entry */
-    readonly maxFrame: number,
-    readonly savedP2m: SavedP2m | null,
-    private readonly index: PfnLookup,
-    readonly counts: StreamCounts,
-    readonly facts: StreamFacts,
-  ) {
-    this.file = new FrameFile(path, fd);
-    this.arch = archOf(sharedInfo);
-    this.formatFacts = { kind: 'save-stream', savedP2m };
-  }
-
-  /** File offset of the pfn's data (≥ 0), or FRAME_ABSENT / FRAME_XTAB / FRAME_BROKEN / FRAME_XALLOC. */
-  frameCode(pfn: number): number {
-    return this.index.loc(pfn);
-  }
-
-  /** The XEN_DOMCTL_PFINFO_* nibble the stream gives the pfn (last entry), or NO_TYPE when absent. */
-  pageType(pfn: number): number {
-    return this.index.type(pfn);
-  }
-
-  frameOffset(pfn: number): number {
-    const loc = this.index.loc(pfn);
-    return loc >= 0 ? loc : -1;
-  }
-
-  /** The page's bytes in a buffer owned by this image (overwritten by the next call), or null. */
-  readFrame(pfn: number): Buffer | null {
-    return this.file.readFrame(this.frameOffset(pfn), `page of pfn ${hex(pfn)}`);
-  }
-
-  frameCount(): number {
-    return this.counts.withData;
-  }
-
-  close(): void {
-    this.file.close();
-  }
-}
+/** Distinct optional record types listed in StreamFacts.skippedOptional (the rest are only counted). */
+const MAX_LISTED_OPTIONAL_TYPES = 64;
+/** vCPU contexts kept (one per vcpu_id; Xen's HVM_MAX_VCPUS is 128, a PV guest has far fewer). */
+export const MAX_VCPU_CONTEXTS = 4096;
 
 // ---- the parser -----------------------------------------------------------------------------------------
 /** X86_PV_P2M_FRAMES as restore assembles it: pfns[k] is the page holding p2m[(startLeaf + k)·fpp …]. */
@@ -154,7 +70,7 @@ interface P2mPiece {
 }
 
 class StreamParser extends ParsedFile {
-  private readonly hdr = Buffer.alloc(RHDR_SIZE);
+  private readonly win: ReadWindow;
   private readonly chunk = Buffer.alloc(CHUNK_ENTRIES * PFN_WORD_SIZE);
   readonly log = new RunLog();
   records = 0;
@@ -176,6 +92,42 @@ class StreamParser extends ParsedFile {
   checkpointed = false;
   libxcEnd = -1;
   readonly skippedOptional: number[] = [];
+  optionalRecords = 0;
+  /** reads outside the window */
+  reads = 0;
+  readonly contexts = new Map<number, VcpuContext>();
+  /** whole libxc records of each known type (optional ones: optionalRecords), types in first-seen order, the last one */
+  readonly typeCounts = new Float64Array(REC_TYPE_NAMES.length);
+  readonly typesSeen: number[] = [];
+  lastType = -1;
+  lastAt = -1;
+  /** set when the stream stops without END: where, and the record cut off (null: cut between records) */
+  stop: { offset: number; torn: string | null } | null = null;
+
+  constructor(path: string, fd: number, size: number) {
+    super(path, fd, size);
+    this.win = new ReadWindow(fd, size);
+  }
+
+  get fileReads(): number {
+    return this.win.reads + this.reads;
+  }
+
+  /** The record header at `at`: [type, length] (read through the window, no allocation). */
+  private readonly rh = [0, 0];
+  header(at: number, what: string): number[] {
+    const i = this.win.locate(at, RHDR_SIZE);
+    const b = i >= 0 ? this.win.bytes : this.read(at, RHDR_SIZE, what);
+    const o = i >= 0 ? i : 0;
+    this.rh[0] = b.readUInt32LE(o);
+    this.rh[1] = b.readUInt32LE(o + 4);
+    return this.rh;
+  }
+
+  /** `length` bytes at `off` as a transient view (valid until the next peek/read): the read-ahead window. */
+  peek(off: number, length: number, what: string): Buffer {
+    return this.win.view(off, length) ?? this.read(off, length, what);
+  }
 
   /** Read exactly `length` bytes at `off` into a fresh or given buffer; a short file is an error. */
   read(off: number, length: number, what: string, into?: Buffer): Buffer {
@@ -183,6 +135,7 @@ class StreamParser extends ParsedFile {
       this.fail(off, `${what} (${length} bytes) runs past the end of the file (${this.size} bytes); the file is truncated`);
     }
     const buf = into ?? Buffer.alloc(length);
+    this.reads++;
     const n = readAt(this.fd, buf, off, length);
     if (n !== length) this.fail(off, `${what}: read ${n} of ${length} bytes`);
     return buf;
@@ -223,9 +176,15 @@ class StreamParser extends ParsedFile {
     off += LIBXL_HDR_SIZE;
 
     let libxcOffset = -1;
+    const xl = { mandatoryFlags: mandatory, optionalFlags, optionalDataLength: optLen, libxlOptions: lopt };
     for (;;) {
       const at = off;
-      const rh = this.read(at, RHDR_SIZE, 'libxl record header', this.hdr);
+      // the libxc stream inside was whole but the file ends before libxl's END: a copy cut short
+      if (libxcOffset >= 0 && at + RHDR_SIZE > this.size) {
+        this.stopAt(at, at === this.size ? null : 'libxl record header');
+        return { libxcOffset, end: at, xl };
+      }
+      const rh = this.peek(at, RHDR_SIZE, 'libxl record header');
       const type = rh.readUInt32LE(0);
       const length = rh.readUInt32LE(4);
       const name = LIBXL_REC_NAMES[type] ?? `type ${hex(type)}`;
@@ -239,7 +198,7 @@ class StreamParser extends ParsedFile {
       if (type === LIBXL_REC_TYPE_END) {
         if (length !== 0) this.fail(at, `libxl END record has length ${length}, expected 0`);
         if (libxcOffset < 0) this.fail(at, 'libxl END before any LIBXC_CONTEXT record: the file holds no domain memory');
-        return { libxcOffset, end: off, xl: { mandatoryFlags: mandatory, optionalFlags, optionalDataLength: optLen, libxlOptions: lopt } };
+        return { libxcOffset, end: off, xl };
       }
       if (type === LIBXL_REC_TYPE_LIBXC_CONTEXT) {
         if (length !== 0) this.fail(at, `libxl LIBXC_CONTEXT record has length ${length}, expected 0 (the libxc stream follows it)`);
@@ -247,6 +206,7 @@ class StreamParser extends ParsedFile {
         libxcOffset = off;
         off = this.parseLibxc(off);
         this.libxcEnd = off;
+        if (this.stop) return { libxcOffset, end: off, xl };
         if (this.checkpointed) this.fail(off, 'the libxc stream inside a libxl stream ended with CHECKPOINT (checkpointed streams are not supported here)');
       }
       // EMULATOR_* / CHECKPOINT_* records: checked for framing above, content not needed
@@ -255,8 +215,35 @@ class StreamParser extends ParsedFile {
 
   checkPadding(off: number, n: number, what: string): void {
     if (n === 0) return;
-    const pad = this.read(off, n, `${what} padding`);
+    const pad = this.peek(off, n, `${what} padding`);
     if (!pad.equals(ZERO_PAD.subarray(0, n))) this.fail(off, `${what}: padding to ${REC_ALIGN} bytes is not all zero (0x${pad.toString('hex')})`);
+  }
+
+  /** The stream ends at `at` without END (torn: the record the file end cuts through, or null). */
+  stopAt(at: number, torn: string | null): number {
+    this.stop = { offset: at, torn };
+    return at;
+  }
+
+  countType(type: number): void {
+    if (type >= REC_TYPE_NAMES.length) return; // optional (counted apart) or unknown (an error)
+    if (this.typeCounts[type]!++ === 0) this.typesSeen.push(type);
+  }
+
+  /** What a stream without END holds, for the report. */
+  stopFacts(): StreamStop | null {
+    if (!this.stop) return null;
+    return {
+      offset: this.stop.offset,
+      afterRecord: this.lastType < 0 ? 'the headers' : recordName(this.lastType),
+      afterRecordOffset: this.lastAt,
+      tornRecord: this.stop.torn,
+      records: [
+        ...this.typesSeen.map((type) => ({ name: recordName(type), count: this.typeCounts[type]! })),
+        ...(this.optionalRecords > 0 ? [{ name: 'optional (skipped)', count: this.optionalRecords }] : []),
+      ],
+      vcpuRecords: [...this.vcpus].sort((a, b) => a - b),
+    };
   }
 
   // ---- libxc stream ----------------------------------------------------------------------------
@@ -298,18 +285,19 @@ class StreamParser extends ParsedFile {
     for (;;) {
       if (off === this.size && this.checkpointed) return off; // a checkpointed stream stops after CHECKPOINT
       const at = off;
-      const rh = this.read(at, RHDR_SIZE, 'record header (the stream has no END record)', this.hdr);
-      const type = rh.readUInt32LE(0);
-      const length = rh.readUInt32LE(4);
-      const name = recordName(type);
-      if (length > REC_LENGTH_MAX) this.fail(at, `record ${name} length ${length} exceeds REC_LENGTH_MAX (${REC_LENGTH_MAX} = 128 MiB)`);
+      if (at + RHDR_SIZE > this.size) return this.stopAt(at, at === this.size ? null : 'record header');
+      const rh = this.header(at, 'record header');
+      const type = rh[0]!;
+      const length = rh[1]!;
+      if (length > REC_LENGTH_MAX) this.fail(at, `record ${recordName(type)} length ${length} exceeds REC_LENGTH_MAX (${REC_LENGTH_MAX} = 128 MiB)`);
       const padded = alignUp(length, REC_ALIGN);
       const body = at + RHDR_SIZE;
-      if (body + padded > this.size) {
-        this.fail(at, `record ${name}: body of ${length} bytes (${padded} padded) runs past the end of the file (${this.size} bytes); the file is truncated`);
-      }
-      this.checkPadding(body + length, padded - length, `record ${name}`);
+      if (body + padded > this.size) return this.stopAt(at, recordName(type));
+      if (padded !== length) this.checkPadding(body + length, padded - length, `record ${recordName(type)}`);
       this.records++;
+      this.countType(type);
+      this.lastType = type;
+      this.lastAt = at;
       this.checkpointed = false;
       off = body + padded;
       if (this.record(type, length, at, body)) return off;
@@ -318,16 +306,11 @@ class StreamParser extends ParsedFile {
 
   /** Handle one record; returns true at the end of the stream. */
   private record(type: number, length: number, at: number, body: number): boolean {
-    const name = recordName(type);
-    const empty = (): void => {
-      if (length !== 0) this.fail(at, `${name} record has length ${length}, expected 0`);
-    };
-    const needV3 = (): void => {
-      if (this.version < IHDR_VERSION_STATIC_DATA) this.fail(at, `${name} record in a version ${this.version} stream (it exists from version ${IHDR_VERSION_STATIC_DATA})`);
-    };
+    // this runs once per record: names are built only for errors, no closure per call
+    if ((type & REC_TYPE_OPTIONAL) !== 0) return this.optional(type);
     switch (type) {
       case REC_TYPE_END:
-        empty();
+        this.empty(type, length, at);
         return true;
       case REC_TYPE_PAGE_DATA:
         this.pageData(length, at, body);
@@ -351,44 +334,56 @@ class StreamParser extends ParsedFile {
         return false;
       case REC_TYPE_X86_TSC_INFO: {
         if (length !== X86_TSC_INFO_SIZE) this.fail(at, `X86_TSC_INFO record has length ${length}, expected ${X86_TSC_INFO_SIZE}`);
-        const t = this.read(body, X86_TSC_INFO_SIZE, 'X86_TSC_INFO');
+        const t = this.peek(body, X86_TSC_INFO_SIZE, 'X86_TSC_INFO');
         if (t.readUInt32LE(X86_TSC_INFO_OFF_RES) !== 0) this.fail(body + X86_TSC_INFO_OFF_RES, 'X86_TSC_INFO reserved field is not zero');
         return false;
       }
       case REC_TYPE_HVM_CONTEXT:
       case REC_TYPE_HVM_PARAMS:
-        return this.fail(at, `${name} record in an x86 PV stream (restore has no PV handler for it)`);
+        return this.fail(at, `${recordName(type)} record in an x86 PV stream (restore has no PV handler for it)`);
       case REC_TYPE_TOOLSTACK:
         return this.fail(at, 'TOOLSTACK record: deprecated and not restorable by a v2 restore');
       case REC_TYPE_VERIFY:
-        empty();
+        this.empty(type, length, at);
         return false;
       case REC_TYPE_CHECKPOINT:
-        empty();
+        this.empty(type, length, at);
         this.checkpointed = true;
         return false;
       case REC_TYPE_CHECKPOINT_DIRTY_PFN_LIST:
         return this.fail(at, 'CHECKPOINT_DIRTY_PFN_LIST record: it only travels on the COLO back channel, never in a saved stream');
       case REC_TYPE_STATIC_DATA_END:
-        empty();
-        needV3();
+        this.empty(type, length, at);
+        this.needV3(type, at);
         if (this.seenStaticDataEnd) this.fail(at, 'a second STATIC_DATA_END record');
         this.seenStaticDataEnd = true;
         return false;
       case REC_TYPE_X86_CPUID_POLICY:
       case REC_TYPE_X86_MSR_POLICY: {
-        needV3();
+        this.needV3(type, at);
         const unit = type === REC_TYPE_X86_CPUID_POLICY ? CPUID_LEAF_SIZE : MSR_ENTRY_SIZE;
-        if (length === 0 || length % unit !== 0) this.fail(at, `${name} record has length ${length}, expected a non-zero multiple of ${unit}`);
+        if (length === 0 || length % unit !== 0) this.fail(at, `${recordName(type)} record has length ${length}, expected a non-zero multiple of ${unit}`);
         return false;
       }
       default:
-        if ((type & REC_TYPE_OPTIONAL) !== 0) {
-          this.skippedOptional.push(type >>> 0);
-          return false;
-        }
         return this.fail(at, `unknown mandatory record type ${hex(type >>> 0)} (known 0x0–${hex(REC_TYPE_NAMES.length - 1)}; optional records set bit 31)`);
     }
+  }
+
+  private empty(type: number, length: number, at: number): void {
+    if (length !== 0) this.fail(at, `${recordName(type)} record has length ${length}, expected 0`);
+  }
+
+  private needV3(type: number, at: number): void {
+    if (this.version < IHDR_VERSION_STATIC_DATA) this.fail(at, `${recordName(type)} record in a version ${this.version} stream (it exists from version ${IHDR_VERSION_STATIC_DATA})`);
+  }
+
+  /** An optional record (REC_TYPE_OPTIONAL set): skipped, counted, its type listed once. */
+  private optional(type: number): boolean {
+    this.optionalRecords++;
+    const t = type >>> 0;
+    if (this.skippedOptional.length < MAX_LISTED_OPTIONAL_TYPES && !this.skippedOptional.includes(t)) this.skippedOptional.push(t);
+    return false;
   }
 
   /** v2 streams have no STATIC_DATA_END: restore infers it at the first P2M_FRAMES / PAGE_DATA. */
@@ -400,7 +395,7 @@ class StreamParser extends ParsedFile {
   private pvInfo(length: number, at: number, body: number): void {
     if (this.seenPvInfo) this.fail(at, 'a second X86_PV_INFO record');
     if (length !== X86_PV_INFO_SIZE) this.fail(at, `X86_PV_INFO record has length ${length}, expected ${X86_PV_INFO_SIZE}`);
-    const b = this.read(body, X86_PV_INFO_SIZE, 'X86_PV_INFO');
+    const b = this.peek(body, X86_PV_INFO_SIZE, 'X86_PV_INFO');
     const width = b[0]!;
     const levels = b[1]!;
     if (width === GUEST_WIDTH_32) throw new InputError(`${this.path}: offset ${body}: 32-bit PV guests are not supported (X86_PV_INFO guest_width 4, pt_levels ${levels})`);
@@ -417,7 +412,7 @@ class StreamParser extends ParsedFile {
     this.requireStaticDataEnd(at, 'X86_PV_P2M_FRAMES');
     if (!this.seenPvInfo) this.fail(at, 'X86_PV_P2M_FRAMES record before X86_PV_INFO');
     if (length < P2M_FRAMES_HDR_SIZE) this.fail(at, `X86_PV_P2M_FRAMES record has length ${length}, expected at least ${P2M_FRAMES_HDR_SIZE}`);
-    const h = this.read(body, P2M_FRAMES_HDR_SIZE, 'X86_PV_P2M_FRAMES header');
+    const h = this.peek(body, P2M_FRAMES_HDR_SIZE, 'X86_PV_P2M_FRAMES header');
     const start = h.readUInt32LE(0);
     const end = h.readUInt32LE(4);
     if (start > end) this.fail(body, `X86_PV_P2M_FRAMES start pfn ${hex(start)} is above end pfn ${hex(end)}`);
@@ -456,7 +451,7 @@ class StreamParser extends ParsedFile {
     this.requireStaticDataEnd(at, 'PAGE_DATA');
     this.pageDataRecords++;
     if (length < PAGE_DATA_HDR_SIZE) this.fail(at, `PAGE_DATA record has length ${length}, expected at least ${PAGE_DATA_HDR_SIZE}`);
-    const h = this.read(body, PAGE_DATA_HDR_SIZE, 'PAGE_DATA header');
+    const h = this.peek(body, PAGE_DATA_HDR_SIZE, 'PAGE_DATA header');
     const count = h.readUInt32LE(0);
     if (count < 1) this.fail(body, 'PAGE_DATA count is 0, expected at least 1 pfn');
     if (h.readUInt32LE(4) !== 0) this.fail(body + 4, 'PAGE_DATA reserved field is not zero');
@@ -500,7 +495,7 @@ class StreamParser extends ParsedFile {
   private vcpu(type: number, length: number, at: number, body: number): void {
     const name = recordName(type);
     if (length < VCPU_HDR_SIZE) this.fail(at, `${name} record has length ${length}, expected at least ${VCPU_HDR_SIZE}`);
-    const h = this.read(body, VCPU_HDR_SIZE, `${name} header`);
+    const h = this.peek(body, VCPU_HDR_SIZE, `${name} header`);
     const id = h.readUInt32LE(0);
     if (h.readUInt32LE(4) !== 0) this.fail(body + 4, `${name} reserved field is not zero`);
     const blob = length - VCPU_HDR_SIZE;
@@ -512,12 +507,12 @@ class StreamParser extends ParsedFile {
           this.fail(at, `X86_PV_VCPU_BASIC for vcpu ${id} has a ${blob}-byte context, expected ${SIZEOF_VCPU_GUEST_CONTEXT_64} (vcpu_guest_context x86_64)`);
         }
         this.vcpus.add(id);
+        const ctx = this.read(blobOff, SIZEOF_VCPU_GUEST_CONTEXT_64, `vcpu ${id} context`);
+        if (this.contexts.has(id) || this.contexts.size < MAX_VCPU_CONTEXTS) this.contexts.set(id, parseVcpuContext64(ctx, id));
         if (id === 0) {
-          const w = this.read(blobOff + VCPU_CTRLREG3_OFFSET_64, 8, 'vcpu 0 ctrlreg[3]');
-          this.cr3 = w.readBigUInt64LE(0);
-          const d = this.read(blobOff + VCPU_RDX_OFFSET_64, 8, 'vcpu 0 user_regs.rdx');
-          const lo = d.readUInt32LE(0);
-          const hi = d.readUInt32LE(4);
+          this.cr3 = ctx.readBigUInt64LE(VCPU_CTRLREG3_OFFSET_64);
+          const lo = ctx.readUInt32LE(VCPU_RDX_OFFSET_64);
+          const hi = ctx.readUInt32LE(VCPU_RDX_OFFSET_64 + 4);
           this.startInfoPfn = hi > SAFE_HI_MAX ? -1 : hi * WORD_SCALE + lo;
         }
         return;
@@ -532,6 +527,22 @@ class StreamParser extends ParsedFile {
         if (blob % VCPU_MSR_ENTRY_SIZE !== 0) this.fail(at, `X86_PV_VCPU_MSRS for vcpu ${id} has ${blob} bytes, not a multiple of ${VCPU_MSR_ENTRY_SIZE}`);
     }
   }
+}
+
+/** Where a stream without END stops, in words: "after SHARED_INFO (inside a torn PAGE_DATA record)". */
+export function describeStop(stop: StreamStop): string {
+  const torn = stop.tornRecord ? ` (the file ends inside ${stop.tornRecord === 'record header' ? 'the next record header' : `a ${stop.tornRecord} record`})` : '';
+  return `after ${stop.afterRecord}${torn}`;
+}
+
+/** A stream without END can still be audited when the saver got as far as X86_PV_P2M_FRAMES and SHARED_INFO. */
+function requireAuditable(path: string, p: StreamParser, stop: StreamStop): void {
+  const missing = [p.p2m ? null : 'X86_PV_P2M_FRAMES', p.sharedInfo ? null : 'SHARED_INFO'].filter((x) => x !== null);
+  if (missing.length === 0) return;
+  throw new InputError(
+    `${path}: offset ${stop.offset}: the stream has no END record and stops ${describeStop(stop)}, before any ${missing.join(' and ')} record: ` +
+      'nothing to audit (the file is truncated; a failed save gets past SHARED_INFO before it stops)',
+  );
 }
 
 export interface OpenStreamOptions {
@@ -571,9 +582,11 @@ export function openStream(path: string, opts: OpenStreamOptions = {}): StreamIm
       throw new InputError(`${path}: offset 0: expected an xl save header ("Xen saved domain, xl format") or a libxc stream marker (ffffffffffffffff "XENF"), found 0x${shown}`);
     }
     if (!p.seenPvInfo) throw new InputError(`${path}: offset ${libxcOffset}: the stream has no X86_PV_INFO record`);
-    if (p.cr3 === null) throw new InputError(`${path}: offset ${libxcOffset}: the stream has no X86_PV_VCPU_BASIC record for vcpu 0 (restore needs it: "Sender didn't send vcpu0's basic state")`);
+    const incomplete = p.stopFacts();
+    if (incomplete) requireAuditable(path, p, incomplete);
+    else if (p.cr3 === null) throw new InputError(`${path}: offset ${libxcOffset}: the stream has no X86_PV_VCPU_BASIC record for vcpu 0 (restore needs it: "Sender didn't send vcpu0's basic state")`);
     const index = pfnIndexOf(p.log);
-    const counts: StreamCounts = { records: p.records, pageDataRecords: p.pageDataRecords, ...index.counts };
+    const counts: StreamCounts = { records: p.records, pageDataRecords: p.pageDataRecords, optionalRecords: p.optionalRecords, fileReads: p.fileReads, ...index.counts };
     const savedP2m: SavedP2m | null = p.p2m
       ? { startPfn: p.p2m.start, endPfn: p.p2m.end, leafPfns: p.p2m.pfns }
       : null;
@@ -589,6 +602,7 @@ export function openStream(path: string, opts: OpenStreamOptions = {}): StreamIm
       startInfoPfn: p.startInfoPfn,
       checkpointed: p.checkpointed,
       skippedOptional: p.skippedOptional,
+      incomplete,
       trailingBytes: st.size - end,
     };
     return new StreamImage(
@@ -597,13 +611,14 @@ export function openStream(path: string, opts: OpenStreamOptions = {}): StreamIm
       format,
       p.width,
       p.sharedInfo,
-      p.cr3,
+      p.cr3 ?? 0n, // no vCPU 0 record (a failed save): no cr3 — frame 0 is never a PV guest's L4 (map_p2m_list asserts it)
       opts.symbols ?? new Map(),
       p.log.maxPfn,
       savedP2m,
       index,
       counts,
       facts,
+      [...p.contexts.values()].sort((a, b) => a.id - b.id),
     );
   } catch (e) {
     fs.closeSync(fd);

@@ -3,95 +3,126 @@
 // Accepted lines: `<hex address> <type letter> <name>` separated by blanks or tabs, optionally followed
 // by `[module]` (kallsyms): module symbols are ignored (their addresses move with every load). Lines
 // that do not parse are skipped; a file with no symbol at all, or whose every address is zero
-// (kallsyms read without privileges: kptr_restrict), is an InputError. Plain text or gzip (magic
-// 1f 8b), decompressed with node:zlib under an output bound.
+// (kallsyms read without privileges: kptr_restrict), is an InputError. Plain text or gzip (magic 1f 8b),
+// read whole through inputs/text-input.ts under its 'system-map' size cap; the lines themselves are read
+// by formats/system-map-text.ts.
+//
+// Lazily (docs/bench-notes.md "System.map"): a distribution System.map has ~90 k names, an audit reads
+// about thirty. Loading keeps the text and checks that it holds a real address; the first lookup finds
+// every name of AUDIT_SYMBOLS (and the one asked for) in one pass that parses only the lines defining
+// them; the whole text is indexed only for what needs every name (size, iteration, changes) or after
+// MAX_LOOKUP_PASSES lookups of other names. Loaded texts are kept per file (path, inode, size, mtime) for
+// the process, so a scan or a fleet worker reads a System.map once however many images use it.
 import * as fs from 'node:fs';
-import * as zlib from 'node:zlib';
+import * as path from 'node:path';
 import { InputError } from '../common/errors.js';
+import { STDIO_NAME } from '../common/input-file.js';
+import { readTextInput, sourceName } from '../inputs/text-input.js';
+import { hasNonZeroSymbol, indexSymbolText, lookupSymbolText, type SymbolIndex } from './system-map-text.js';
 
-/** gzip member magic (RFC 1952 ID1 ID2). */
-const GZIP_MAGIC: readonly number[] = [0x1f, 0x8b];
-/** Largest symbol file accepted, compressed or not (a distribution kallsyms is ~15 MB). */
-export const MAX_SYMBOL_FILE_BYTES = 512 * 1024 * 1024;
 /** Suffix of the System.map looked for beside an image. */
 export const SYMBOLS_BESIDE_SUFFIX = '.map';
-/** One symbol line; a module symbol ends in `[name]`. */
-const LINE_RE = /^\s*([0-9a-fA-F]{1,16})\s+([A-Za-z?])\s+(\S+)(?:\s+\[([^\]\s]+)\])?\s*$/;
-/** An address of zeros only (kallsyms without privileges prints every address as 0). */
-const ALL_ZERO_RE = /^0+$/;
 
-function readSymbolFile(path: string): Buffer {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(`${path}: cannot read the symbol file (${code === 'ENOENT' ? 'no such file' : code ?? String(e)})`);
+/**
+ * The kernel symbols src/views, src/audit and the inspect report read (symbols.get/has and SymbolReader
+ * calls): the first lookup in a loaded System.map finds all of them in one pass. A name missing here still
+ * resolves, at the cost of one more pass over the text.
+ */
+export const AUDIT_SYMBOLS: readonly string[] = [
+  // p2m layout (guest-view.ts, guest-mirror.ts, kernel-root.ts, inspect.ts)
+  'xen_p2m_addr', 'xen_p2m_size', 'xen_max_p2m_pfn', 'xen_p2m_last_pfn', 'p2m_top', 'p2m_mid_missing', 'p2m_missing',
+  'p2m_identity', 'p2m_top_mfn', 'p2m_top_mfn_p', 'p2m_mid_missing_mfn', 'max_pfn', 'xen_start_info', 'page_offset_base',
+  'HYPERVISOR_shared_info', 'init_top_pgt', 'init_level4_pgt', 'swapper_pg_dir', 'linux_banner',
+  // crash's start-up reads and the save prediction (crash-startup.ts, save-prediction.ts)
+  '__per_cpu_offset', '__per_cpu_load', '__per_cpu_start', '__per_cpu_end', 'nr_cpu_ids', 'current_task', 'cpu_number',
+  'pcpu_hot', 'log_buf', 'log_buf_len', 'prb', 'cpu_tss_rw', 'cpu_tss', 'init_tss', 'gdt_page', 'init_task',
+];
+
+/** Lookups of names outside AUDIT_SYMBOLS answered by a pass each before the whole text is indexed. */
+export const MAX_LOOKUP_PASSES = 4;
+/** Loaded System.map texts kept per process (a distribution map is ~4 MB of text). */
+const CACHED_TEXTS = 8;
+
+/** One loaded System.map text and what has been looked up in it; shared by every table loaded from the file. */
+class SymbolText {
+  private readonly values = new Map<string, bigint | null>();
+  private full: SymbolIndex | null = null;
+  /** lookup passes run (AUDIT_SYMBOLS' pass included) */
+  passes = 0;
+
+  constructor(private readonly text: string) {}
+
+  /** Every name, parsed once (see the header). */
+  index(): SymbolIndex {
+    return (this.full ??= indexSymbolText(this.text));
   }
-  if (!st.isFile()) throw new InputError(`${path}: not a regular file, expected a System.map or kallsyms text file`);
-  if (st.size > MAX_SYMBOL_FILE_BYTES) throw new InputError(`${path}: ${st.size} bytes, larger than the ${MAX_SYMBOL_FILE_BYTES} bytes a symbol file may have`);
-  let raw: Buffer;
-  try {
-    raw = fs.readFileSync(path);
-  } catch (e) {
-    throw new InputError(`${path}: cannot read the symbol file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+
+  get indexed(): boolean {
+    return this.full !== null;
   }
-  if (raw.length >= GZIP_MAGIC.length && raw[0] === GZIP_MAGIC[0] && raw[1] === GZIP_MAGIC[1]) {
-    try {
-      return zlib.gunzipSync(raw, { maxOutputLength: MAX_SYMBOL_FILE_BYTES });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const why = code === 'ERR_BUFFER_TOO_LARGE' ? `decompresses to more than ${MAX_SYMBOL_FILE_BYTES} bytes` : `is not valid gzip (${(e as Error).message.split('\n')[0]})`;
-      throw new InputError(`${path}: offset 0: gzip magic 1f 8b, but the file ${why}`);
+
+  lookup(name: string): bigint | undefined {
+    const known = this.values.get(name);
+    if (known !== undefined) return known ?? undefined;
+    if (this.full === null && this.passes < MAX_LOOKUP_PASSES) {
+      const wanted = new Set(this.passes === 0 ? [...AUDIT_SYMBOLS, name] : [name]);
+      for (const n of this.values.keys()) wanted.delete(n);
+      this.passes++;
+      const found = lookupSymbolText(this.text, wanted);
+      for (const n of wanted) {
+        const digits = found.get(n);
+        this.values.set(n, digits === undefined ? null : BigInt('0x' + digits));
+      }
+    } else {
+      const idx = this.index();
+      const slot = idx.index.get(name);
+      this.values.set(name, slot === undefined ? null : BigInt('0x' + idx.digits[slot]!));
     }
+    return this.values.get(name) ?? undefined;
   }
-  return raw;
 }
 
 /**
- * A symbol table whose addresses become BigInts on first use. A distribution System.map has ~90 k names,
- * an audit reads about ten: loading indexes the names (name → slot) with each address's hex digits, and
- * `get` converts (and keeps) one address at a time. Everything that walks the table sees every entry, in
- * load order, as a plain Map would; `set`/`delete`/`clear` work as on a Map.
+ * A symbol table over a loaded System.map text, answering `get`/`has` by lookups (see the header).
+ * Everything that walks the table sees every entry, in load order, as a plain Map would (the whole text is
+ * indexed then); `set`/`delete`/`clear` work as on a Map, on this table's own copy.
  */
 export class LazySymbolTable extends Map<string, bigint> {
-  private index: Map<string, number> | null;
-  private digits: string[];
+  private source: SymbolText | null;
 
-  /** `index`: name → slot in `digits` (hex digits of the address, no 0x), in load order. */
-  constructor(index: Map<string, number>, digits: string[]) {
+  constructor(source: SymbolText) {
     super();
-    this.index = index;
-    this.digits = digits;
+    this.source = source;
   }
 
-  /** Convert every address into the Map itself (in load order) and drop the index. */
+  /** Lookup passes run over this table's text, and whether it was indexed whole (for tests and the bench). */
+  lookupStats(): { passes: number; indexed: boolean } {
+    return this.source ? { passes: this.source.passes, indexed: this.source.indexed } : { passes: 0, indexed: true };
+  }
+
+  /** Whether the table has a symbol (always, while it reads a loaded text: loadSymbols checked it). */
+  hasAny(): boolean {
+    return this.source !== null || super.size > 0;
+  }
+
+  /** Copy every entry into the Map itself (in load order) and drop the text. */
   private materialize(): void {
-    const index = this.index;
-    if (index === null) return;
-    const converted = new Map(super.entries());
-    super.clear();
-    for (const [name, slot] of index) super.set(name, converted.get(name) ?? BigInt('0x' + this.digits[slot]!));
-    this.index = null;
-    this.digits = [];
+    const src = this.source;
+    if (src === null) return;
+    this.source = null;
+    for (const name of src.index().index.keys()) super.set(name, src.lookup(name)!);
   }
 
   override get(name: string): bigint | undefined {
-    const v = super.get(name);
-    if (v !== undefined || this.index === null) return v;
-    const slot = this.index.get(name);
-    if (slot === undefined) return undefined;
-    const va = BigInt('0x' + this.digits[slot]!);
-    super.set(name, va);
-    return va;
+    return this.source ? this.source.lookup(name) : super.get(name);
   }
 
   override has(name: string): boolean {
-    return this.index !== null ? this.index.has(name) : super.has(name);
+    return this.source ? this.source.lookup(name) !== undefined : super.has(name);
   }
 
   override get size(): number {
-    return this.index !== null ? this.index.size : super.size;
+    return this.source ? this.source.index().index.size : super.size;
   }
 
   override set(name: string, va: bigint): this {
@@ -105,8 +136,7 @@ export class LazySymbolTable extends Map<string, bigint> {
   }
 
   override clear(): void {
-    this.index = null;
-    this.digits = [];
+    this.source = null;
     super.clear();
   }
 
@@ -135,44 +165,36 @@ export class LazySymbolTable extends Map<string, bigint> {
   }
 }
 
-const CH_SPACE = 0x20;
-const CH_QUESTION = 0x3f;
-/** DEL: the fast path takes printable ASCII names only (anything else goes to LINE_RE). */
-const CH_DEL = 0x7f;
-const MAX_ADDRESS_DIGITS = 16;
-
-function isHexDigit(c: number): boolean {
-  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-}
-
-function isTypeLetter(c: number): boolean {
-  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === CH_QUESTION;
-}
-
-/** A printable ASCII character other than the blank: part of a name for LINE_RE's \S too. */
-function isNameChar(c: number): boolean {
-  return c > CH_SPACE && c < CH_DEL;
-}
-
 /**
- * For the common line `ADDR T NAME` — 1–16 hex digits, one space, a type letter, one space, a name of
- * printable ASCII characters up to the line end — the position of the first space; otherwise −1 and the
- * caller uses LINE_RE. Every line accepted here is one LINE_RE accepts with the same three fields and no
- * module, so the result does not depend on which path read a line.
+ * Whether a table has any symbol. A loaded System.map always has (loadSymbols refuses one without), so
+ * this does not index its whole text as `size` would.
  */
-function plainLineSpaces(text: string, start: number, end: number): number {
-  let i = start;
-  while (i < end && i - start < MAX_ADDRESS_DIGITS && isHexDigit(text.charCodeAt(i))) i++;
-  // at i: a space, the type letter, a space, then at least one name character before the line end
-  if (i === start || i + 3 >= end || text.charCodeAt(i) !== CH_SPACE) return -1;
-  if (!isTypeLetter(text.charCodeAt(i + 1)) || text.charCodeAt(i + 2) !== CH_SPACE) return -1;
-  for (let k = i + 3; k < end; k++) if (!isNameChar(text.charCodeAt(k))) return -1;
-  return i;
+export function hasSymbols(t: SymbolTable): boolean {
+  return t instanceof LazySymbolTable ? t.hasAny() : t.size > 0;
 }
 
-/** Is a symbol type letter global (upper case)? Locals may repeat a name; globals win. */
-function isGlobal(type: string): boolean {
-  return type >= 'A' && type <= 'Z';
+const textCache = new Map<string, SymbolText>();
+
+/** The cache key of a regular file (path, device:inode, size, mtime), or null (standard input, not a file). */
+function cacheKey(file: string): string | null {
+  if (file === STDIO_NAME) return null;
+  try {
+    const st = fs.statSync(file);
+    return st.isFile() ? `${path.resolve(file)}\0${st.dev}:${st.ino}\0${st.size}\0${st.mtimeMs}` : null;
+  } catch {
+    return null; // readTextInput says why
+  }
+}
+
+/** Why a text without a usable symbol is refused (the whole text is parsed for the message). */
+function noSymbolsError(file: string, text: string): InputError {
+  const { parsed, modules } = indexSymbolText(text);
+  const where = sourceName(file);
+  if (parsed === 0) {
+    const why = modules > 0 ? `only ${modules} module symbols ([module] lines), which are ignored` : 'no line of the form "ffffffff81000000 T _text"';
+    return new InputError(`${where}: no kernel symbols found: ${why}; expected a System.map or /proc/kallsyms file`);
+  }
+  return new InputError(`${where}: all ${parsed} symbol addresses are 0 (kallsyms read without privileges? see kptr_restrict); expected real addresses`);
 }
 
 /**
@@ -180,64 +202,19 @@ function isGlobal(type: string): boolean {
  * Module symbols are ignored. When a name repeats (static symbols of different files), the first global
  * definition wins, else the first one seen.
  */
-export function loadSymbols(path: string): SymbolTable {
-  const text = readSymbolFile(path).toString('latin1');
-  const index = new Map<string, number>(); // name → slot
-  const digitsOf: string[] = [];
-  const globalAt: boolean[] = [];
-  let parsed = 0;
-  let modules = 0;
-  let nonZero = false;
-  let lineStart = 0;
-  while (lineStart < text.length) {
-    let lineEnd = text.indexOf('\n', lineStart);
-    if (lineEnd < 0) lineEnd = text.length;
-    let digits: string;
-    let type: string;
-    let name: string;
-    const sp = plainLineSpaces(text, lineStart, lineEnd);
-    if (sp >= 0) {
-      // the common `ADDR T NAME` line, split where plainLineSpaces found its two blanks
-      digits = text.slice(lineStart, sp);
-      type = text[sp + 1]!;
-      name = text.slice(sp + 3, lineEnd);
-    } else {
-      const m = LINE_RE.exec(text.slice(lineStart, lineEnd));
-      if (!m) {
-        lineStart = lineEnd + 1;
-        continue;
-      }
-      if (m[4] !== undefined) {
-        modules++;
-        lineStart = lineEnd + 1;
-        continue;
-      }
-      digits = m[1]!;
-      type = m[2]!;
-      name = m[3]!;
-    }
-    lineStart = lineEnd + 1;
-    parsed++;
-    if (!nonZero && !ALL_ZERO_RE.test(digits)) nonZero = true;
-    const g = isGlobal(type);
-    const slot = index.get(name);
-    if (slot === undefined) {
-      index.set(name, digitsOf.length);
-      digitsOf.push(digits);
-      globalAt.push(g);
-    } else if (g && !globalAt[slot]) {
-      digitsOf[slot] = digits;
-      globalAt[slot] = true;
+export function loadSymbols(file: string): SymbolTable {
+  const key = cacheKey(file);
+  let src = key === null ? undefined : textCache.get(key);
+  if (src === undefined) {
+    const text = readTextInput(file, 'system-map', 'latin1');
+    if (!hasNonZeroSymbol(text)) throw noSymbolsError(file, text);
+    src = new SymbolText(text);
+    if (key !== null) {
+      if (textCache.size >= CACHED_TEXTS) textCache.delete(textCache.keys().next().value!);
+      textCache.set(key, src);
     }
   }
-  if (parsed === 0) {
-    const why = modules > 0 ? `only ${modules} module symbols ([module] lines), which are ignored` : 'no line of the form "ffffffff81000000 T _text"';
-    throw new InputError(`${path}: no kernel symbols found: ${why}; expected a System.map or /proc/kallsyms file`);
-  }
-  if (!nonZero) {
-    throw new InputError(`${path}: all ${parsed} symbol addresses are 0 (kallsyms read without privileges? see kptr_restrict); expected real addresses`);
-  }
-  return new LazySymbolTable(index, digitsOf);
+  return new LazySymbolTable(src);
 }
 
 /** Symbols from `imagePath + '.map'` when that file exists, else null. */

@@ -9,6 +9,7 @@ import type { SymbolTable } from '../formats/symbols.js';
 import { openImage } from '../formats/open-image.js';
 import { isWalkFailure, readVirtU64, translate } from '../translate/page-walk.js';
 import { mapP2m } from '../views/toolstack-view.js';
+import { withDom0SharedInfo } from '../views/dom0-kdump.js';
 import { _PAGE_PRESENT, _PAGE_PSE, L1_SHIFT, L2_SHIFT, L3_SHIFT, L4_SHIFT, P2M_ENTRY_SIZE, P2M_PER_PAGE, PAGE_SHIFT, PAGE_SIZE, PT_LEVELS_64, PTE_SIZE, PTRS_PER_TABLE, START_INFO_NR_PAGES_OFFSET, hex } from '../xen/abi.js';
 import { fileReader, type Anatomy, type BaseReader, type FrameSite, type IntField, type PtStep, type Region } from './anatomy.js';
 import { layoutOf } from './anatomy-layouts.js';
@@ -151,7 +152,8 @@ export function analyze(source: string, basePath: string, ext: string, format: I
     if (a.regions.length === 0) a.regions.push({ name: 'file head', start: 0, length: Math.min(HEAD_REGION, r.size) });
     let img: GuestImage | null = null;
     try {
-      img = openImage(basePath, symbols ? { symbols } : {});
+      // a dom0 kdump's shared_info is the page its symbols lead to (views/dom0-kdump.ts): mutated like any copy
+      img = withDom0SharedInfo(openImage(basePath, symbols ? { symbols } : {}));
     } catch (e) {
       a.notes.push(`the base file does not open (${(e as Error).message}): byte-level classes only`);
     }

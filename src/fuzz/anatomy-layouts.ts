@@ -1,19 +1,18 @@
 // Format layouts for the anatomy (tolerant: whatever parses is kept): the .p2ms header (src/formats/p2ms.ts
-// layout), xc_core ELF section headers and notes (xen-toolstack.md §4), stream record framing (§3).
+// layout), xc_core ELF section headers and notes (xen-toolstack.md §4), stream record framing (§3); dom0
+// kdumps (ELF vmcore, makedumpfile's compressed dump) in anatomy-kdump.ts.
 import type { ImageFormat } from '../formats/guest-image.js';
 import { P2MS_HEADER_SIZE, P2MS_MAGIC, P2MS_OFF } from '../formats/p2ms.js';
 import { isLibxcStream, isXlSave } from '../formats/save-stream.js';
 import { isElf } from '../formats/dump-core.js';
 import { DHDR_SIZE, DHDR_OFF_PAGE_SHIFT, IHDR_OFF_VERSION, IHDR_SIZE, LIBXL_HDR_OFF_OPTIONS, LIBXL_HDR_OFF_VERSION, LIBXL_HDR_SIZE, LIBXL_REC_TYPE_END, LIBXL_REC_TYPE_LIBXC_CONTEXT, PAGE_DATA_HDR_SIZE, PFN_WORD_SIZE, REC_ALIGN, REC_TYPE_END, REC_TYPE_PAGE_DATA, RHDR_SIZE, XL_HEADER_SIZE, XL_OFF_MANDATORY_FLAGS, XL_OFF_OPTIONAL_DATA_LEN } from '../xen/stream-format.js';
-import { E_EHSIZE, E_PHNUM, E_PHOFF, E_SHENTSIZE, E_SHNUM, E_SHOFF, E_SHSTRNDX, ELF64_EHDR_SIZE, ELF64_SHDR_SIZE, NHDR_SIZE, NOTE_ALIGN, SH_ADDRALIGN, SH_ENTSIZE, SH_NAME, SH_OFFSET, SH_SIZE, SH_TYPE } from '../xen/elf-format.js';
+import { E_EHSIZE, E_PHNUM, E_PHOFF, E_SHENTSIZE, E_SHNUM, E_SHOFF, E_SHSTRNDX, ELF64_EHDR_SIZE, ELF64_SHDR_SIZE, N_DESCSZ, N_NAMESZ, N_TYPE, NHDR_SIZE, NOTE_ALIGN, SH_ADDRALIGN, SH_ENTSIZE, SH_NAME, SH_OFFSET, SH_SIZE, SH_TYPE } from '../xen/elf-format.js';
 import { HEADER_DESC_SIZE, XCH_NR_PAGES, XCH_NR_VCPUS, XCH_PAGE_SIZE, XEN_DUMPCORE_SEC_NOTE, XEN_DUMPCORE_SEC_PAGES } from '../xen/dump-core-format.js';
 import { P2M_ENTRY_SIZE, PAGE_SIZE } from '../xen/abi.js';
 import type { BaseReader, IntField, P2msLayout, Region } from './anatomy.js';
 import { alignUp, safeNum, U32_BYTES } from './numbers.js';
+import { kdumpCompressedAnatomy, vmcoreAnatomy } from './anatomy-kdump.js';
 
-/** Elf64_Nhdr: descsz and type follow namesz (u32 each). */
-const NOTE_OFF_DESCSZ = 4;
-const NOTE_OFF_TYPE = 8;
 /** Stream record header: type u32, then length u32. */
 const RHDR_OFF_LENGTH = 4;
 /** Leading u32 words of a small record body offered as fields (vcpu ids, counts, pfn bounds). */
@@ -129,12 +128,12 @@ function xcCoreLayout(r: BaseReader): Layout {
       const end = Math.min(s.offset + s.size, r.size);
       while (at + NHDR_SIZE <= end) {
         const nh = r.read(at, NHDR_SIZE);
-        const namesz = nh.readUInt32LE(0);
-        const descsz = nh.readUInt32LE(NOTE_OFF_DESCSZ);
-        const type = nh.readUInt32LE(NOTE_OFF_TYPE);
+        const namesz = nh.readUInt32LE(N_NAMESZ);
+        const descsz = nh.readUInt32LE(N_DESCSZ);
+        const type = nh.readUInt32LE(N_TYPE);
         fields.push(
-          { name: `note @${at} namesz`, offset: at, width: 4, endian: 'le' },
-          { name: `note @${at} descsz`, offset: at + NOTE_OFF_DESCSZ, width: 4, endian: 'le' },
+          { name: `note @${at} namesz`, offset: at + N_NAMESZ, width: 4, endian: 'le' },
+          { name: `note @${at} descsz`, offset: at + N_DESCSZ, width: 4, endian: 'le' },
         );
         const desc = at + NHDR_SIZE + alignUp(namesz, NOTE_ALIGN);
         if (descsz === HEADER_DESC_SIZE && type !== 0) {
@@ -232,5 +231,7 @@ export function layoutOf(r: BaseReader, format: ImageFormat): Layout {
   if (format === 'p2ms' && head.subarray(0, P2MS_MAGIC.length).equals(P2MS_MAGIC)) return p2msLayout(r);
   if (format === 'xc-core' && isElf(head)) return xcCoreLayout(r);
   if (format === 'xl-save' || format === 'libxc-stream') return streamLayout(r);
+  if (format === 'vmcore' && isElf(head)) return { ...vmcoreAnatomy(r), p2ms: null };
+  if (format === 'kdump-compressed') return { ...kdumpCompressedAnatomy(r), p2ms: null };
   return { regions: [], fields: [], pageData: [], p2ms: null };
 }

@@ -13,6 +13,8 @@ import { describeOutcome, isFailure, signatureOf } from './outcome.js';
 import { CHILD_FLAG } from './protocol.js';
 import { replayFile } from './reproducer.js';
 import { seedFrom } from './rng.js';
+import { cliScenarios, runCliScenarios, SCENARIO_CLASSES } from './scenarios.js';
+import type { ScenarioClass } from './cli-scenario.js';
 
 const EXIT_CLEAN = 0;
 const EXIT_FAILURES = 1;
@@ -57,6 +59,21 @@ function printSummary(s: FuzzSummary, json: boolean): void {
   process.stdout.write(out.join('\n') + '\n');
 }
 
+/** --cli-scenarios: every scenario of the seed (or of some classes); exit 1 when any promise is broken. */
+async function runScenarioCampaign(seed: number, classes: string[] | undefined, jobs: number | undefined, json: boolean, log: (line: string) => void): Promise<number> {
+  const bad = (classes ?? []).filter((c) => !SCENARIO_CLASSES.includes(c as ScenarioClass));
+  if (bad.length) throw new InputError(`unknown scenario class ${bad.join(', ')} (known: ${SCENARIO_CLASSES.join(', ')})`);
+  const list = cliScenarios(seed, { classes: classes as ScenarioClass[] | undefined });
+  const s = await runCliScenarios(list, { jobs, onOutcome: (o) => o.broken.length && log(`BROKEN ${o.id} ${o.what}: ${o.broken.join('; ')}`) });
+  if (json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+  else {
+    process.stdout.write(`seed ${seed}: ${s.run} CLI scenarios; ${Object.entries(s.byClass).map(([k, v]) => `${k} ${v.run}${v.broken ? ` (${v.broken} broken)` : ''}`).join(', ')}\n`);
+    for (const o of s.broken) process.stdout.write(`  ${o.id} ${o.what}: ${o.broken.join('; ')} (exit ${o.exit}; ${o.stderr.split('\n')[0]})\n`);
+    if (s.broken.length === 0) process.stdout.write('no promise broken\n');
+  }
+  return s.broken.length > 0 ? EXIT_FAILURES : EXIT_CLEAN;
+}
+
 async function main(argv: string[]): Promise<number> {
   const program = new Command()
     .name('p2m-fuzz')
@@ -81,6 +98,8 @@ async function main(argv: string[]): Promise<number> {
     .option('--symbols <file>', 'with --replay: kernel symbols to pass to openImage')
     .option('--json', 'print the summary as JSON')
     .option('--quiet', 'no progress lines')
+    .option('--cli-scenarios', 'run the hostile CLI scenarios instead of image mutants (FIFOs, devices, \'-\', huge text, outputs onto inputs, a full disk, huge claimed sizes; docs/fuzz.md)')
+    .option('--scenario-class <name...>', `with --cli-scenarios: only these classes (${SCENARIO_CLASSES.join(', ')})`)
     .exitOverride();
   try {
     program.parse(argv, { from: 'user' });
@@ -109,10 +128,14 @@ async function main(argv: string[]): Promise<number> {
     symbols?: string;
     json?: boolean;
     quiet?: boolean;
+    cliScenarios?: boolean;
+    scenarioClass?: string[];
   }>();
   const log = (line: string): void => {
     if (!o.quiet && !o.json) process.stderr.write(line + '\n');
   };
+
+  if (o.cliScenarios) return runScenarioCampaign(seedFrom(o.seed), o.scenarioClass, o.jobs, Boolean(o.json), log);
 
   if (o.replay) {
     const outcome = await replayFile(o.replay, { symbolsPath: o.symbols ?? null, hangMs: o.hangMs, rssLimitBytes: o.rssMib * MiB, workDir: o.workDir });

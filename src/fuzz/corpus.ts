@@ -84,7 +84,7 @@ export async function prepareCorpus(
         continue;
       }
     }
-    const d = detectFormat(readHead(basePath));
+    const d = detectFormat(readHead(basePath), basePath); // the path lets an ELF be probed by its notes
     if (d.format === null) {
       skipped.push({ path: source, why: d.description });
       if (basePath !== source) fs.rmSync(basePath, { force: true });

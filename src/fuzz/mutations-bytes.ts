@@ -6,6 +6,7 @@ import { pickOffset, type Change, type ClassFn, type GenContext } from './mutati
 import { TWO_POW_53, U32_LIMIT } from './numbers.js';
 import type { Edit } from './patch.js';
 import type { Rng } from './rng.js';
+import { recordFlood } from './mutations-stream.js';
 
 const BITS_PER_BYTE = 8;
 /** Share of truncations cut at a landmark (region/field boundary) rather than anywhere. */
@@ -65,7 +66,12 @@ export const truncate: ClassFn = (ctx, rng) => {
   return { desc: `truncate to ${length} of ${a.size} bytes`, length };
 };
 
+/** Share of stream extensions that insert a flood of empty records before END instead of appending bytes. */
+const FLOOD_SHARE = 0.25;
+
 export const extend: ClassFn = (ctx, rng) => {
+  const flood = recordFlood(ctx, rng, FLOOD_SHARE);
+  if (flood) return flood;
   const n = rng.pick([1, 7, 8, PAGE_SIZE, rng.range(1, MAX_EXTENSION)]);
   const mode = rng.pick(['zeros', '0xff', 'random', 'copy of the head']);
   const fill =

@@ -143,7 +143,8 @@ interface HostMap {
   kind: MapKind;
 }
 
-export function chooseHostMap(blocks: E820Block[], lines: LogLine[], source: string, notes: string[]): HostMap {
+/** Xen's final RAM map in the log (else a native boot's BIOS-e820 block); null only when `optional` and there is none. */
+export function chooseHostMap(blocks: E820Block[], lines: LogLine[], source: string, notes: string[], optional = false): HostMap | null {
   const xen = blocks.filter((b) => b.kind === 'xen' && !(b.header !== null && INITIAL_HEADER_RE.test(b.header)));
   const headed = xen.filter((b) => b.header !== null);
   let candidates = headed.length > 0 ? headed : xen;
@@ -157,6 +158,7 @@ export function chooseHostMap(blocks: E820Block[], lines: LogLine[], source: str
     kind = 'linux-bios';
   }
   if (candidates.length === 0) {
+    if (optional) return null;
     throw noMapError(source, blocks.find((b) => b.kind === 'linux' && whoOf(b, lines) === KERNEL_WHO), lines);
   }
   checkOneMap(candidates, lines, source, notes, 'host map');

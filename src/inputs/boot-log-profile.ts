@@ -6,6 +6,8 @@ import type { Sourced } from './boot-log.js';
 const REMAP_VERSION = [3, 18] as const; // holes remapped instead of released (3.18)
 const LINEAR_VERSION = [3, 19] as const; // linear virtually mapped P2M list (054954eb, 3.19)
 const MAX_PFN_FIX_VERSION = [5, 15] as const; // 4b511d5bfa74 "xen: fix setting of max_pfn in shared_info"
+/** 9338c2233b97 "iscsi_ibft: Fix finding the iBFT under Xen Dom 0", merged for v6.5-rc1 (xen tip for-linus-6.5); not in 6.1.y */
+const IBFT_RESERVE_VERSION = [6, 5] as const;
 /** Stable series that took 4b511d5bfa74 as a backport (stable queues of 2021-09-20). */
 const MAX_PFN_FIX_STABLE_SERIES: readonly string[] = ['4.4', '4.9', '4.14', '4.19', '5.4', '5.10', '5.14'];
 
@@ -32,7 +34,8 @@ export function suggestProfile(release: string): { profile: string | null; notes
     }
     return { profile: 'linux-4.x', notes };
   }
-  return { profile: 'linux-6.1', notes };
+  if (versionBefore(v, IBFT_RESERVE_VERSION)) return { profile: 'linux-6.1', notes };
+  return { profile: 'linux-6.5', notes };
 }
 
 export function profileOf(version: Sourced<string> | null, notes: string[]): string | null {

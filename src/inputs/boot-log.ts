@@ -124,20 +124,21 @@ function scanLines(lines: LogLine[], notes: string[]): Scan {
 // ---- entry points ---------------------------------------------------------------------------------
 
 /**
- * Parse a pasted boot log. Throws InputError (one line, naming the input line) when there is no host map,
- * two different ones, a damaged one, an unparseable dom0_mem= or an impossible Phys-Mach range.
+ * Parse a pasted boot log. Throws InputError (one line, naming the input line) when there is no host map
+ * (unless `hostMap: 'optional'`: a guest's own dmesg has none), two different ones, a damaged one, an
+ * unparseable dom0_mem= or an impossible Phys-Mach range.
  */
-export function parseBootLog(text: string, source: string): BootLog {
+export function parseBootLog(text: string, source: string, opts: { hostMap?: 'required' | 'optional' } = {}): BootLog {
   const notes: string[] = [];
   const lines = logicalLines(text, notes);
   const blocks = findBlocks(lines, source, notes);
-  const host = chooseHostMap(blocks, lines, source, notes);
+  const host = chooseHostMap(blocks, lines, source, notes, opts.hostMap === 'optional');
   const scan = scanLines(lines, notes);
   const kernelCmd = scan.kernelCmd ?? scan.kernelCmdFallback;
   const kernelVersion = scan.kernelVersion;
   return {
-    hostE820: sourcedMap(host.block, lines),
-    mapKind: host.kind,
+    hostE820: host && sourcedMap(host.block, lines),
+    mapKind: host?.kind ?? null,
     kernelE820: kernelMap(blocks, lines, notes),
     dom0Mem: dom0MemOf(scan.xenCmd, source, notes),
     xenCmdline: scan.xenCmd && sourced(scan.xenCmd.value, scan.xenCmd),

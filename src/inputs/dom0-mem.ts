@@ -54,6 +54,12 @@ const DOM0_RESERVE_MAX_PAGES = BigInt(128 * PAGES_PER_MIB);
 /** sizeof(struct page_info) on x86-64 (frame table entry) and BYTES_PER_LONG (one M2P entry). */
 const SIZEOF_PAGE_INFO = 32;
 const BYTES_PER_LONG = 8;
+/**
+ * setup_max_pdx (xen/arch/x86/setup.c, 4.12–4.19, no CONFIG_BIGMEM, no pdx compression): max_pdx is capped by
+ * FRAMETABLE_NR (128 GiB / 32 = 2^32) and PAGE_LIST_NULL - 1 (a 32-bit __pdx_t: 2^32 - 2), so Xen's heap
+ * only holds frames below 0xfffffffe (16 TiB); RAM above it is never free for dom0.
+ */
+export const XEN_MAX_PAGE = 2 ** 32 - 2;
 
 const SYNTAX =
   'expected [min:|max:][-]<size>, [-]<frac>% or [-]<size>+<frac>% ' +
@@ -176,13 +182,13 @@ export interface Dom0AvailEstimate {
 }
 
 /**
- * Our estimate of Xen's `avail` (free heap pages at dom0 build): the host's RAM pages minus the frame
- * table (sizeof(struct page_info) per page) and the M2P table (BYTES_PER_LONG per page), both taken over
+ * Our estimate of Xen's `avail` (free heap pages at dom0 build): the host's RAM pages below XEN_MAX_PAGE minus
+ * the frame table (sizeof(struct page_info) per page) and the M2P table (BYTES_PER_LONG per page), both taken over
  * RAM pages. Ignored: Xen's image, xenheap and per-CPU data, compat M2P, 2 MiB rounding, IOMMU tables and
  * the vCPU reservation (docs/spec-notes/xen-dom0-mem.md).
  */
 export function estimateDom0Avail(hostE820: E820Entry[]): Dom0AvailEstimate {
-  const ramPages = e820RamPages(hostE820);
+  const ramPages = e820RamPages(hostE820, XEN_MAX_PAGE);
   const frameTablePages = Math.ceil((ramPages * SIZEOF_PAGE_INFO) / PAGE_SIZE);
   const m2pPages = Math.ceil((ramPages * BYTES_PER_LONG) / PAGE_SIZE);
   return { availPages: Math.max(0, ramPages - frameTablePages - m2pPages), ramPages, frameTablePages, m2pPages };

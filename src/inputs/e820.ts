@@ -198,17 +198,27 @@ function parseLine(line: string, lineNo: number, source: string): { body: string
 }
 
 /**
- * Every run of consecutive entry lines of one kind, in text order, each with the "... RAM map:" header
- * directly above it (if any). Throws InputError for lines that look like entries but do not parse.
+ * Lines longer than this are never entries (a Xen or Linux e820 line, prefixes included, is under 120
+ * characters); they are skipped unparsed, so a pasted multi-megabyte line costs one length check.
  */
-export function findE820Blocks(text: string, source = '<input>'): E820Block[] {
+const MAX_ENTRY_LINE_CHARS = 4096;
+
+/**
+ * Every run of consecutive entry lines of one kind, in text order, each with the "... RAM map:" header
+ * directly above it (if any). Throws InputError for lines that look like entries but do not parse, and (with
+ * `maxEntries`) at the first block longer than that, before reading on.
+ */
+export function findE820Blocks(text: string | Iterable<string>, source = '<input>', maxEntries = Infinity): E820Block[] {
   const blocks: E820Block[] = [];
   let current: E820Block | null = null;
   let header: { text: string; lineNo: number } | null = null;
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const lineNo = i + 1;
-    const { body, line } = parseLine(lines[i]!, lineNo, source);
+  // a text is split here; an iterable of lines (inputs/text-input.ts) is parsed as it streams in
+  const lines = typeof text === 'string' ? text.split(/\r?\n/) : text;
+  let lineNo = 0;
+  for (const raw of lines) {
+    lineNo++;
+    // a line far longer than any entry is noise, and is not given to the regular expressions at all
+    const { body, line } = raw.length > MAX_ENTRY_LINE_CHARS ? { body: '', line: null } : parseLine(raw, lineNo, source);
     if (line === null) {
       current = null;
       header = HEADER_RE.test(body) ? { text: body.trim(), lineNo } : null;
@@ -231,6 +241,9 @@ export function findE820Blocks(text: string, source = '<input>'): E820Block[] {
     current.entries.push(line.entry);
     current.endLine = lineNo;
     header = null;
+    if (current.entries.length > maxEntries) {
+      throw new InputError(`${source}:${lineNo}: a memory map of more than ${maxEntries} entries, but Xen's e820 holds at most E820MAX = ${XEN_E820MAX} (xen/arch/x86/include/asm/e820.h): no Xen RAM map has more`);
+    }
   }
   return blocks;
 }
@@ -293,15 +306,47 @@ function parseJsonE820(text: string, source: string): E820Entry[] | null {
   return value.map((item, i) => jsonEntry(item, i, source));
 }
 
+/** A first non-blank line that opens a JSON list ("[", "[{", "[]"): the whole input is then read as JSON. */
+const JSON_LIST_LINE_RE = /^\s*\[\s*(?:\{|\]|$)/;
+
+/**
+ * Streamed lines: the JSON list form (joined, whole) when the first non-blank line opens one, else the
+ * lines themselves, unread past that first line.
+ */
+function jsonOrLines(lines: Iterable<string>): { json: string | null; lines: Iterable<string> } {
+  const it = lines[Symbol.iterator]();
+  const head: string[] = [];
+  let r = it.next();
+  while (!r.done && r.value.trim() === '') {
+    head.push(r.value);
+    r = it.next();
+  }
+  if (r.done) return { json: null, lines: head };
+  head.push(r.value);
+  if (JSON_LIST_LINE_RE.test(r.value)) {
+    for (r = it.next(); !r.done; r = it.next()) head.push(r.value);
+    return { json: head.join('\n'), lines: head };
+  }
+  return {
+    json: null,
+    lines: (function* () {
+      yield* head;
+      for (let n = it.next(); !n.done; n = it.next()) yield n.value;
+    })(),
+  };
+}
+
 // ---- public parse -------------------------------------------------------------------------------
 
 /**
  * Parse a host memory map from Xen or Linux boot output or a JSON list. Entries are returned as
  * written (not sanitised), bytes, end exclusive.
  */
-export function parseE820(text: string, source: string): E820Entry[] {
-  const fromJson = parseJsonE820(text, source);
-  const entries = fromJson ?? chooseE820Block(findE820Blocks(text, source))?.entries ?? [];
+export function parseE820(text: string | Iterable<string>, source: string): E820Entry[] {
+  const input = typeof text === 'string' ? { json: text, lines: text } : jsonOrLines(text);
+  const fromJson = input.json === null ? null : parseJsonE820(input.json, source);
+  // a host map: a block longer than Xen's E820MAX is refused as soon as it is seen (checkXenHostMap says why)
+  const entries = fromJson ?? chooseE820Block(findE820Blocks(input.lines, source, XEN_E820MAX))?.entries ?? [];
   if (entries.length === 0) {
     throw new InputError(`${source}: no memory map found; accepted forms: ${ACCEPTED_FORMS}`);
   }
@@ -326,32 +371,116 @@ function changePoints(entries: E820Entry[]): ChangePoint[] {
   return points.sort((a, b) => a.addr - b.addr || Number(a.isEnd) - Number(b.isEnd));
 }
 
-function highestType(entries: E820Entry[], active: ReadonlySet<number>): number {
-  let type = 0;
-  for (const i of active) type = Math.max(type, entries[i]!.type);
-  return type;
+/**
+ * The types of the entries covering the current change point: a count per type and a max-heap of the
+ * types (stale tops dropped lazily), so the highest is found in O(log n) however many entries overlap.
+ */
+class ActiveTypes {
+  private readonly counts = new Map<number, number>();
+  private readonly heap: number[] = [];
+
+  add(type: number): void {
+    const c = this.counts.get(type) ?? 0;
+    this.counts.set(type, c + 1);
+    if (c === 0) this.push(type);
+  }
+
+  remove(type: number): void {
+    const c = this.counts.get(type) ?? 0;
+    if (c <= 1) this.counts.delete(type);
+    else this.counts.set(type, c - 1);
+  }
+
+  /** the highest type present, 0 when none */
+  highest(): number {
+    while (this.heap.length > 0 && !this.counts.has(this.heap[0]!)) this.pop();
+    return this.heap[0] ?? 0;
+  }
+
+  private push(v: number): void {
+    const h = this.heap;
+    let i = h.push(v) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (h[parent]! >= v) break;
+      h[i] = h[parent]!;
+      i = parent;
+    }
+    h[i] = v;
+  }
+
+  private pop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= h.length) break;
+      const c = l + 1 < h.length && h[l + 1]! > h[l]! ? l + 1 : l;
+      if (h[c]! <= last) break;
+      h[i] = h[c]!;
+      i = c;
+    }
+    h[i] = last;
+  }
 }
 
 /**
  * Linux sanitize_e820_table: sorted, no overlaps (the highest type number wins), neighbours of one
  * type merged (except PRAM and soft reserved), empty entries dropped. Unlike Linux, a one-entry map is
- * processed too (Linux returns it untouched, empty or not).
+ * processed too (Linux returns it untouched, empty or not). O(n log n) in the number of entries, however
+ * they overlap.
  */
 export function sanitizeE820(entries: E820Entry[]): E820Entry[] {
   const out: E820Entry[] = [];
-  const active = new Set<number>();
+  const active = new ActiveTypes();
   let lastType = 0;
   let lastAddr = 0;
   for (const p of changePoints(entries)) {
-    if (p.isEnd) active.delete(p.index);
-    else active.add(p.index);
-    const type = highestType(entries, active);
+    if (p.isEnd) active.remove(entries[p.index]!.type);
+    else active.add(entries[p.index]!.type);
+    const type = active.highest();
     if (type === lastType && !E820_NOMERGE_TYPES.has(type)) continue;
     if (lastType !== 0 && p.addr > lastAddr) out.push({ addr: lastAddr, size: p.addr - lastAddr, type: lastType });
     lastAddr = p.addr;
     lastType = type;
   }
   return out;
+}
+
+// ---- what a Xen host map can be -------------------------------------------------------------------
+
+/** Xen's E820MAX (xen/arch/x86/include/asm/e820.h, 4.12–4.19): entries of e820_raw and of its final map. */
+export const XEN_E820MAX = 1024;
+/**
+ * Xen's clip_to_limit(mpt_limit) (xen/arch/x86/e820.c machine_specific_memory_setup): RAM above what the
+ * M2P table can describe — (RDWR_MPT_VIRT_END - RDWR_MPT_VIRT_START) / sizeof(long) pages = 2^35 pages,
+ * 2^47 bytes — is changed to E820_UNUSABLE before Xen prints its map.
+ */
+export const XEN_MPT_LIMIT = 2 ** 47;
+
+/**
+ * Refuse a host map no x86-64 Xen prints (one-line InputError naming `source`): more entries than
+ * E820MAX, or usable RAM above the M2P limit. Addresses beyond 2^52 were already refused by the parser.
+ */
+export function checkXenHostMap(entries: E820Entry[], source: string): void {
+  if (entries.length > XEN_E820MAX) {
+    throw new InputError(
+      `${source}: ${entries.length} memory map entries, but Xen's e820 holds at most E820MAX = ${XEN_E820MAX} (xen/arch/x86/include/asm/e820.h): no Xen RAM map has more`,
+    );
+  }
+  for (const e of entries) {
+    if (e.type === E820_RAM && e.addr + e.size > XEN_MPT_LIMIT) {
+      throw new InputError(
+        `${source}: usable RAM ${fmtRange(e)} reaches beyond 2^47 bytes (128 TiB): Xen's clip_to_limit(mpt_limit) makes RAM above its M2P limit unusable, so Xen's RAM map never shows it`,
+      );
+    }
+  }
+}
+
+function fmtRange(e: E820Entry): string {
+  return `[0x${e.addr.toString(16)}, 0x${(e.addr + e.size).toString(16)})`;
 }
 
 // ---- output and counts --------------------------------------------------------------------------
@@ -372,13 +501,13 @@ export function formatLinuxE820(entries: E820Entry[], prefix = 'Xen'): string[] 
   return entries.map((e) => `${prefix}: [mem 0x${hex16(e.addr)}-0x${hex16(e.addr + e.size - 1)}] ${e820TypeName(e.type)}`);
 }
 
-/** Whole pages inside RAM entries (after sanitising, so overlaps count once and neighbours join). */
-export function e820RamPages(entries: E820Entry[]): number {
+/** Whole pages inside RAM entries below frame `limitPfn` (after sanitising, so overlaps count once and neighbours join). */
+export function e820RamPages(entries: E820Entry[], limitPfn = Infinity): number {
   let pages = 0;
   for (const e of sanitizeE820(entries)) {
     if (e.type !== E820_RAM) continue;
     const first = Math.ceil(e.addr / PAGE_SIZE);
-    const end = Math.floor((e.addr + e.size) / PAGE_SIZE);
+    const end = Math.min(Math.floor((e.addr + e.size) / PAGE_SIZE), limitPfn);
     if (end > first) pages += end - first;
   }
   return pages;

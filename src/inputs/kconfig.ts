@@ -1,8 +1,7 @@
 // Kernel .config reading (scripts/kconfig format: `CONFIG_X=value`, `# CONFIG_X is not set`), keeping the
 // symbols that change the p2m (linux-p2m.md §0, §3, §5).
-import fs from 'node:fs';
-import zlib from 'node:zlib';
 import { InputError } from '../common/errors.js';
+import { sourceName, textInputLines } from './text-input.js';
 
 /** The config symbols the emulator reads; every other symbol of a .config is ignored. */
 export const P2M_CONFIG_SYMBOLS = [
@@ -13,7 +12,6 @@ export const P2M_CONFIG_SYMBOLS = [
   'CONFIG_XEN_MAX_DOMAIN_MEMORY',
 ] as const;
 
-const GZIP_MAGIC = [0x1f, 0x8b];
 const SET_LINE = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/;
 const UNSET_LINE = /^# (CONFIG_[A-Za-z0-9_]+) is not set$/;
 
@@ -22,47 +20,36 @@ const UNSET_LINE = /^# (CONFIG_[A-Za-z0-9_]+) is not set$/;
  * unset (a .config is complete: a symbol it does not mention is not set). Throws when the text is not a
  * kernel config.
  */
-export function parseKconfig(text: string, source: string): Record<string, string> {
+export function parseKconfig(text: string | Iterable<string>, source: string): Record<string, string> {
   const all = new Map<string, string>();
   let configLines = 0;
-  text.split(/\r?\n/).forEach((raw, i) => {
+  let lineNo = 0;
+  for (const raw of typeof text === 'string' ? text.split(/\r?\n/) : text) {
+    lineNo++;
     const line = raw.trim();
-    if (line === '') return;
+    if (line === '') continue;
     let m = SET_LINE.exec(line);
     if (m) {
       all.set(m[1]!, m[2]!.replace(/^"(.*)"$/, '$1'));
       configLines++;
-      return;
+      continue;
     }
     m = UNSET_LINE.exec(line);
     if (m) {
       all.set(m[1]!, 'n');
       configLines++;
-      return;
+      continue;
     }
-    if (line.startsWith('#')) return;
-    throw new InputError(`${source}:${i + 1}: not a kernel .config line: expected CONFIG_NAME=value or "# CONFIG_NAME is not set"`);
-  });
+    if (line.startsWith('#')) continue;
+    throw new InputError(`${source}:${lineNo}: not a kernel .config line: expected CONFIG_NAME=value or "# CONFIG_NAME is not set"`);
+  }
   if (configLines === 0) throw new InputError(`${source}: not a kernel .config: no CONFIG_ lines found`);
   const out: Record<string, string> = {};
   for (const sym of P2M_CONFIG_SYMBOLS) out[sym] = all.get(sym) ?? 'n';
   return out;
 }
 
+/** A kernel .config file (plain or gzip, '-' for standard input), streamed line by line under its size cap (inputs/text-input.ts). */
 export function loadKconfig(file: string): Record<string, string> {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(`${file}: cannot read the kernel config (${code === 'ENOENT' ? 'no such file' : code ?? String(e)})`);
-  }
-  if (buf[0] === GZIP_MAGIC[0] && buf[1] === GZIP_MAGIC[1]) {
-    try {
-      buf = zlib.gunzipSync(buf);
-    } catch {
-      throw new InputError(`${file}: offset 0: gzip data is corrupt`);
-    }
-  }
-  return parseKconfig(buf.toString('utf8'), file);
+  return parseKconfig(textInputLines(file, 'kconfig'), sourceName(file));
 }

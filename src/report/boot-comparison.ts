@@ -60,6 +60,16 @@ function usable(map: E820Entry[]): string[] {
   return map.filter((e) => e.type === E820_RAM).map((e) => `${hex(e.addr)}-${hex(e.addr + e.size - 1)}`);
 }
 
+/** The usable ranges of the predicted 'Xen: [mem A-B] usable' table (what the kernel printed, before any mem=). */
+function predictedXenUsable(messages: string[]): string[] {
+  const out: string[] = [];
+  for (const m of messages) {
+    const r = /^Xen: \[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\] usable$/.exec(m);
+    if (r) out.push(`${hex(Number.parseInt(r[1]!, 16))}-${hex(Number.parseInt(r[2]!, 16))}`);
+  }
+  return out;
+}
+
 export function compareBoot(facts: BootFacts, log: BootLog): BootComparison {
   const p = predicted(facts);
   const l = logged(log);
@@ -73,7 +83,7 @@ export function compareBoot(facts: BootFacts, log: BootLog): BootComparison {
     rows.push({ item, predicted: pv, logged: lv?.value ?? null, line: lv?.line ?? null, status });
   }
   // the kernel's usable ranges ('Xen: [mem A-B] usable')
-  const pu = usable(facts.kernelE820);
+  const pu = predictedXenUsable(facts.messages);
   const lu = log.kernelE820 ? usable(log.kernelE820.value) : [];
   const startLine = log.kernelE820?.line ?? null;
   for (const r of [...new Set([...pu, ...lu])].sort((a, b) => Number(BigInt(a.split('-')[0]!) - BigInt(b.split('-')[0]!)))) {

@@ -2,6 +2,7 @@
 import type { GuestImage } from '../formats/guest-image.js';
 import { hex } from '../xen/abi.js';
 import { bootFactsOf } from '../formats/guest-image.js';
+import { inspectKdump, renderKdump, type KdumpInspect } from './inspect-kdump.js';
 
 /** Kernel symbols the views use, by layout. */
 export const P2M_SYMBOLS = {
@@ -22,6 +23,8 @@ export interface InspectInfo {
   arch: Record<string, string>;
   symbols: { total: number; found: string[]; missing: string[]; layout: 'list' | 'tree' | 'unknown' };
   boot: Record<string, unknown> | null;
+  /** a dom0 kdump's notes, crash_xen_info_t, machine ranges (inspect-kdump.ts); null for other images */
+  kdump: KdumpInspect | null;
 }
 
 export function inspectImage(img: GuestImage): InspectInfo {
@@ -62,6 +65,7 @@ export function inspectImage(img: GuestImage): InspectInfo {
           messages: f.messages,
         }
       : null,
+    kdump: inspectKdump(img),
   };
 }
 
@@ -81,5 +85,6 @@ export function renderInspect(i: InspectInfo): string {
     );
     for (const m of b['messages'] as string[]) lines.push(`  | ${m}`);
   }
+  if (i.kdump) lines.push(...renderKdump(i.kdump));
   return lines.join('\n') + '\n';
 }

@@ -6,6 +6,9 @@ import type { PfnRange } from '../common/pfn-range.js';
 import { PFN_CLASS_NAMES } from '../audit/pfn-class.js';
 import { hex } from '../xen/abi.js';
 import type { AuditReport, ClassTotals, FatalRange, NotedRange, ReportRange } from '../audit/verdict.js';
+import type { CrashRead, CrashStartup } from '../audit/crash-startup.js';
+import type { CrashListFacts } from '../views/p2m-leaves.js';
+import { saveJson } from './save-report.js';
 
 export const JSON_SCHEMA = 'p2m-audit/audit@1';
 
@@ -96,6 +99,7 @@ export function toJsonObject(report: AuditReport): Record<string, unknown> {
       failure: report.toolstack.failure,
       trimmedFrom: hexOrNull(report.toolstack.trimmedFrom),
       notes: report.toolstack.notes,
+      ...(report.toolstack.crash ? { crash: crashList(report.toolstack.crash) } : {}),
     },
     guest: {
       layout: report.guest.layout,
@@ -112,6 +116,7 @@ export function toJsonObject(report: AuditReport): Record<string, unknown> {
         p2mAddr: hexOrNull(v.p2mAddr),
       },
       notes: report.guest.notes,
+      ...(report.guest.root ? { root: report.guest.root } : {}),
     },
     boot: b
       ? {
@@ -131,6 +136,37 @@ export function toJsonObject(report: AuditReport): Record<string, unknown> {
     warnings: report.warnings.map(noted),
     errors: report.errors.map(noted),
     omittedRanges: report.omittedRanges,
+    ...(report.crash ? { crash: crashStartup(report.crash) } : {}),
+    ...saveJson(report),
+  };
+}
+
+function crashList(c: CrashListFacts): Record<string, unknown> {
+  return {
+    rootMfn: hex(c.rootMfn),
+    p2mFrames: c.p2mFrames,
+    maxPfnBound: c.maxPfnBound ? { archMaxPfn: hex(c.maxPfnBound.archMaxPfn), boundPfn: hex(c.maxPfnBound.boundPfn), source: c.maxPfnBound.source } : null,
+    makedumpfileDiffers: c.makedumpfileDiffers,
+  };
+}
+
+function crashStartup(p: CrashStartup): Record<string, unknown> {
+  const read = (x: CrashRead): Record<string, unknown> => ({
+    type: x.type,
+    va: hex(x.va),
+    pfn: x.pfn >= 0 ? hex(x.pfn) : null,
+    onError: x.onError,
+    outcome: x.outcome,
+    crashMfn: x.crashMfn >= 0 ? hex(x.crashMfn) : null,
+    guestMfn: x.guestMfn >= 0 ? hex(x.guestMfn) : null,
+    line: x.line,
+  });
+  return {
+    starts: p.starts,
+    firstFailure: p.firstFailure ? read(p.firstFailure) : null,
+    reads: p.reads.map(read),
+    lost: p.lost.map((l) => ({ what: l.what, vaStart: hex(l.vaStart), vaEnd: hex(l.vaEnd), pages: l.pages, lostPages: l.lostPages })),
+    notes: p.notes,
   };
 }
 

@@ -10,19 +10,30 @@
 //    printed up to the last private leaf (trailing shared leaves describe no RAM and can span 2^27 pfns).
 //  * dump — the pfn → gmfn pairs an xl dump-core file carries (.xen_p2m); pfns it left out (INVALID,
 //    identity, foreign or above max_mfn: the dump does not say which) print as ~0.
+//  * crash — the frame list crash reads (crash-utility x86_64_xen_kdump_p2m_create: a dom0 kdump's crash
+//    note root, else arch.pfn_to_mfn_frame_list_list) over crash's whole reach, p2m_frames · 512 pfns, each
+//    leaf as its page holds it (views/crash-frame-list.ts).
 // Page types: xen-mfndump appends " (type 0x…)" and " L1".." pinned L4"/" broken"/" xalloc"/" invalid"
 // from XEN_DOMCTL_getpageframeinfo3. Only a source that knows types (opts.pfnType) gets that suffix;
 // an xc_core dump or an emulated guest does not, so its lines end after the mfn
 // (docs/spec-notes/xc-core.md). The domain id is not in any image: opts.domid, else "?".
-// Output is streamed line by line; entries are read as two u32 words (no BigInt per pfn).
+// Output is streamed line by line; entries are read as two u32 words (no BigInt per pfn). It is bounded by
+// what the image holds, not by what a header claims (mfndump-printer.ts): a run of 512 or more pfns without
+// RAM (INVALID_P2M_ENTRY, IDENTITY_FRAME) is one "pfn=0xA..0xB ==> …" line, as is a run of pfns whose leaf
+// page the image lacks ("not in the image": the output is partial) and a leaf page with RAM met again.
 import { GuestLeaf } from '../views/p2m-leaves.js';
-import { readGuestView } from '../views/guest-view.js';
+import { readGuestViewOrMirror } from '../views/guest-mirror.js';
 import { InputError } from '../common/errors.js';
 import { type GuestImage } from '../formats/guest-image.js';
 import { mapP2m } from '../views/toolstack-view.js';
-import { IDENTITY_FRAME_HI, INVALID_P2M_ENTRY_WORD, P2M_ENTRY_SIZE, P2M_PER_PAGE, PAGE_SIZE, PT_LEVELS_64, hex } from '../xen/abi.js';
+import { crashFrameList } from '../views/crash-view.js';
+import { leavesBeforeInvalidTail } from '../views/map-crash-frame-list.js';
+import { P2M_PER_PAGE, PAGE_SIZE, PT_LEVELS_64, hex } from '../xen/abi.js';
+import { MfndumpPrinter } from './mfndump-printer.js';
 
-export type MfndumpView = 'toolstack' | 'guest' | 'dump';
+const WORD_SCALE = 2 ** 32;
+
+export type MfndumpView = 'toolstack' | 'guest' | 'dump' | 'crash';
 
 export interface MfndumpOptions {
   /** the domain id printed in the first and last lines (no image records it) */
@@ -32,62 +43,15 @@ export interface MfndumpOptions {
 }
 
 export interface MfndumpResult {
-  /** the "P2M size" printed: pfns 0..p2mSize−1 were listed */
+  /** the "P2M size" printed (as a number: exact below 2^53; the header prints a u64 exactly): pfns 0..p2mSize−1 were listed or summarised */
   p2mSize: number;
+  /** pfns printed as "not in the image" (their leaf pages are absent): the output is partial */
+  notHeldPfns: number;
 }
 
-/** XEN_DOMCTL_PFINFO_* type nibbles (public/domctl.h, shifted down by XEN_DOMCTL_PFINFO_LTAB_SHIFT). */
-const PFINFO_NOTAB = 0x0;
-const PFINFO_L1TAB = 0x1;
-const PFINFO_L4TAB = 0x4;
-const PFINFO_LPINTAB = 0x8;
-const PFINFO_BROKEN = 0xd;
-const PFINFO_XALLOC = 0xe;
-const PFINFO_XTAB = 0xf;
-/** Level bits of a pinned type (pinned L1..L4 = 0x9..0xc). */
-const PFINFO_LEVEL_MASK = 0x7;
-const WORD_BYTES = 4;
-const WORD_SCALE = 2 ** 32;
-const HEX_WORD_DIGITS = 8;
 const UNKNOWN_DOMID = '?';
 
-/** u64 (lo, hi) as lowercase hex without a prefix (what %lx prints). */
-function hexWords(lo: number, hi: number): string {
-  return hi === 0 ? lo.toString(16) : hi.toString(16) + lo.toString(16).padStart(HEX_WORD_DIGITS, '0');
-}
-
-/** The text xen-mfndump prints after the mfn for a type nibble. */
-export function typeSuffix(type: number): string {
-  let kind: string;
-  if (type === PFINFO_NOTAB) kind = '';
-  else if (type >= PFINFO_L1TAB && type <= PFINFO_L4TAB) kind = ` L${type}`;
-  else if (type >= (PFINFO_LPINTAB | PFINFO_L1TAB) && type <= (PFINFO_LPINTAB | PFINFO_L4TAB)) kind = ` pinned L${type & PFINFO_LEVEL_MASK}`;
-  else if (type === PFINFO_BROKEN) kind = ' broken';
-  else if (type === PFINFO_XALLOC) kind = ' xalloc';
-  else if (type === PFINFO_XTAB) kind = ' invalid';
-  else kind = ' <invalid type>';
-  return ` (type ${hex(type)})${kind}`;
-}
-
-class Printer {
-  constructor(
-    private readonly out: (line: string) => void,
-    private readonly pfnType: MfndumpOptions['pfnType'],
-  ) {}
-
-  entry(pfn: number, lo: number, hi: number): void {
-    const t = this.pfnType?.(pfn);
-    this.out(`  pfn=0x${pfn.toString(16)} ==> mfn=0x${hexWords(lo, hi)}${t === undefined ? '' : typeSuffix(t)}`);
-  }
-
-  /** Entries of one leaf page, slots 0..count−1, for pfns base.. */
-  leaf(page: Buffer, base: number, count: number): void {
-    for (let i = 0; i < count; i++) {
-      const o = i * P2M_ENTRY_SIZE;
-      this.entry(base + i, page.readUInt32LE(o), page.readUInt32LE(o + WORD_BYTES));
-    }
-  }
-}
+export { typeSuffix } from './mfndump-printer.js';
 
 function where(img: GuestImage): string {
   return img.path || '<image>';
@@ -95,21 +59,25 @@ function where(img: GuestImage): string {
 
 /**
  * Print the p2m of `img` as `xen-mfndump dump-p2m <domid>` prints it, one line per call of `out`
- * (no newline). Throws InputError when the view cannot be built or a leaf page is absent.
+ * (no newline), bounded by what the image holds (mfndump-printer.ts: long runs without RAM, absent and
+ * repeated leaf pages are one line each). Throws InputError, before printing anything, when the view
+ * cannot be built; leaf pages the image lacks are printed as "not in the image" runs and counted in
+ * `notHeldPfns` (the command exits 5, partial).
  */
 export function renderMfndump(img: GuestImage, view: MfndumpView, out: (line: string) => void, opts: MfndumpOptions = {}): MfndumpResult {
   const domid = opts.domid === undefined ? UNKNOWN_DOMID : String(opts.domid);
-  const p = new Printer(out, opts.pfnType);
+  const p = new MfndumpPrinter(out, opts.pfnType);
   const leafCopy = Buffer.alloc(PAGE_SIZE);
-  const readLeaf = (frame: number, what: string): Buffer => {
-    const page = frame >= 0 ? img.readFrame(frame) : null;
-    if (page === null) throw new InputError(`${where(img)}: ${what} (frame ${frame >= 0 ? hex(frame) : 'unknown'}) is not in the image; cannot print its entries`);
+  // the image's page buffer is reused by every read: the printer gets its own copy
+  const readPage = (frame: number): Buffer | null => {
+    const page = img.readFrame(frame);
+    if (page === null) return null;
     page.copy(leafCopy);
     return leafCopy;
   };
-  const header = (size: number): void => {
+  const header = (size: number | bigint): void => {
     out(` --- Dumping P2M for domain ${domid} ---`);
-    out(` Guest Width: ${img.guestWidth}, PT Levels: ${PT_LEVELS_64} P2M size: = ${size}`);
+    out(` Guest Width: ${img.guestWidth}, PT Levels: ${PT_LEVELS_64} P2M size: = ${size.toString()}`);
   };
 
   let size: number;
@@ -120,10 +88,10 @@ export function renderMfndump(img: GuestImage, view: MfndumpView, out: (line: st
     header(size);
     for (let k = 0; k < tool.leafFrames.length; k++) {
       const base = k * P2M_PER_PAGE;
-      p.leaf(readLeaf(tool.leafFrames[k]!, `toolstack p2m leaf ${k}`), base, Math.min(P2M_PER_PAGE, size - base));
+      p.leafFrame(tool.leafFrames[k]!, base, Math.min(P2M_PER_PAGE, size - base), readPage, `toolstack p2m leaf ${k}`);
     }
   } else if (view === 'guest') {
-    const g = readGuestView(img);
+    const g = readGuestViewOrMirror(img); // a failed save's stream: through the frame-list mirror
     let leaves = 0;
     for (let k = 0; k < g.kinds.length; k++) if (g.kinds[k] === GuestLeaf.PAGE) leaves = k + 1;
     size = leaves * P2M_PER_PAGE;
@@ -131,35 +99,60 @@ export function renderMfndump(img: GuestImage, view: MfndumpView, out: (line: st
     for (let k = 0; k < leaves; k++) {
       const base = k * P2M_PER_PAGE;
       const kind = g.kinds[k];
-      if (kind === GuestLeaf.PAGE) p.leaf(readLeaf(g.leafFrames[k]!, `guest p2m leaf ${k}`), base, P2M_PER_PAGE);
-      else if (kind === GuestLeaf.MISSING) for (let i = 0; i < P2M_PER_PAGE; i++) p.entry(base + i, INVALID_P2M_ENTRY_WORD, INVALID_P2M_ENTRY_WORD);
-      else {
-        for (let i = 0; i < P2M_PER_PAGE; i++) {
-          const pfn = base + i;
-          p.entry(pfn, pfn % WORD_SCALE, (IDENTITY_FRAME_HI | Math.floor(pfn / WORD_SCALE)) >>> 0);
-        }
-      }
+      if (kind === GuestLeaf.PAGE) p.leafFrame(g.leafFrames[k]!, base, P2M_PER_PAGE, readPage, `guest p2m leaf ${k}`);
+      else p.noRam(kind === GuestLeaf.MISSING ? 'invalid' : 'identity', base, P2M_PER_PAGE);
     }
+  } else if (view === 'crash') {
+    size = printCrashList(img, p, header, readPage);
   } else {
     if (img.formatFacts.kind !== 'dump-core') throw new InputError(`${where(img)}: the dump view needs an xl dump-core file (${img.format} images carry no .xen_p2m table)`);
     const { pfns, gmfns } = img.formatFacts.p2mPairs();
     const order = pfnOrder(pfns);
+    // checked before the header, so a bad table prints nothing
+    for (let i = 1; i < order.length; i++) {
+      if (pfns[order[i]!] === pfns[order[i - 1]!]) throw new InputError(`${where(img)}: .xen_p2m names pfn ${hex(pfns[order[i]!]!)} twice`);
+    }
     const last = order.length ? pfns[order[order.length - 1]!]! : -1;
-    size = Math.max(Number(img.arch.maxPfn) || 1, last + 1);
-    header(size);
+    // "P2M size" as dump-core's p2m_size: arch.max_pfn (a u64, printed exactly), or past the last pair
+    const sizeBig = img.arch.maxPfn > BigInt(last + 1) ? img.arch.maxPfn : BigInt(Math.max(1, last + 1));
+    header(sizeBig);
     let next = 0;
     for (let i = 0; i < order.length; i++) {
       const pfn = pfns[order[i]!]!;
-      if (pfn < next) throw new InputError(`${where(img)}: .xen_p2m names pfn ${hex(pfn)} twice`);
-      for (; next < pfn; next++) p.entry(next, INVALID_P2M_ENTRY_WORD, INVALID_P2M_ENTRY_WORD);
+      p.noRam('invalid', next, pfn - next);
       const g = gmfns[order[i]!]!;
       p.entry(pfn, g % WORD_SCALE, Math.floor(g / WORD_SCALE));
       next = pfn + 1;
     }
-    for (; next < size; next++) p.entry(next, INVALID_P2M_ENTRY_WORD, INVALID_P2M_ENTRY_WORD);
+    p.invalidUpTo(next, sizeBig);
+    size = Number(sizeBig);
   }
+  p.flush();
   out(` --- End of P2M for domain ${domid} ---`);
-  return { p2mSize: size };
+  return { p2mSize: size, notHeldPfns: p.notHeld };
+}
+
+/**
+ * The crash view: the frame list crash reads (a dom0 kdump's crash note, else arch.pfn_to_mfn_frame_list_list),
+ * "P2M size" = crash's p2m_frames · 512; every leaf as its page holds it up to the trailing run of one
+ * all-INVALID leaf, which (like a slot crash never wrote) reads ~0 and is folded.
+ */
+function printCrashList(img: GuestImage, p: MfndumpPrinter, header: (size: number) => void, readPage: (frame: number) => Buffer | null): number {
+  const found = crashFrameList(img);
+  if ('why' in found) throw new InputError(`${where(img)}: no frame list for the crash view: ${found.why}`);
+  const { list, label } = found;
+  if (list.failure) throw new InputError(`${where(img)}: ${label}: ${list.failure}`);
+  const size = list.p2mFrames * P2M_PER_PAGE;
+  const shown = leavesBeforeInvalidTail(img, list).leaves * P2M_PER_PAGE;
+  header(size);
+  for (let k = 0; k * P2M_PER_PAGE < shown; k++) {
+    const leaf = list.leaves[k]!;
+    const base = k * P2M_PER_PAGE;
+    if (leaf > 0) p.leafFrame(leaf, base, P2M_PER_PAGE, readPage, `crash's p2m leaf ${k}`);
+    else p.noRam('invalid', base, P2M_PER_PAGE);
+  }
+  p.invalidUpTo(shown, BigInt(size));
+  return size;
 }
 
 /** Indexes of `pfns` in ascending pfn order (the identity when already ascending, as dump-core writes them). */

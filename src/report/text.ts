@@ -4,6 +4,8 @@
 import { PFN_CLASS_NAMES } from '../audit/pfn-class.js';
 import { hex } from '../xen/abi.js';
 import { formatMib, pfnSpan, type AuditReport, type NotedRange, type ReportRange } from '../audit/verdict.js';
+import { describeCrashStartup } from '../audit/crash-startup.js';
+import { saveLines, streamRecordsLine, streamStopLine } from './save-report.js';
 
 /** At most this many ranges per section are printed (the JSON report lists all of them). */
 export const MAX_TEXT_RANGES = 20;
@@ -37,13 +39,26 @@ function kernelBounds(report: AuditReport): string {
   return items.length > 0 ? items.join(', ') : 'no kernel variables known';
 }
 
+/** A dom0 kdump's toolstack line: the list crash reads, and the arch.max_pfn bound beside it. */
+function crashToolstackLine(report: AuditReport): string {
+  const t = report.toolstack;
+  const c = t.crash!;
+  const reach = c.p2mFrames * 512;
+  const tail = t.trimmedFrom !== null ? `; past ${hex(t.maxPfn)} every leaf up to ${hex(t.trimmedFrom)} reads ~0` : '';
+  const beside = c.maxPfnBound ? `; beside it arch.max_pfn ${hex(c.maxPfnBound.archMaxPfn)} (${c.maxPfnBound.source}) covers pfns ${pfnSpan(0, c.maxPfnBound.boundPfn)}` : "; dom0's shared_info (arch.max_pfn) not found";
+  return `toolstack: crash, the crash note's frame list (top page mfn ${hex(c.rootMfn)}, p2m_frames ${c.p2mFrames}: pfns ${pfnSpan(0, reach)}), mapped pfns ${pfnSpan(0, t.boundPfn)}${tail}${beside} vs ${kernelBounds(report)}`;
+}
+
 export function renderText(report: AuditReport): string {
   const lines: string[] = [];
   lines.push(`p2m-audit: ${report.verdict} (exit ${report.exitCode}) — ${report.reason}`);
   lines.push(`file: ${report.file || '(in memory)'} (${report.format}), guest ${report.guest.layout} p2m, ${hex(report.auditedPfns)} pfns audited`);
+  if (report.stream) lines.push(streamStopLine(report.stream), streamRecordsLine(report.stream));
 
   const t = report.toolstack;
-  if (t.failure !== null || t.maxPfn < 0) {
+  if (t.crash && t.failure === null && t.maxPfn >= 0) {
+    lines.push(crashToolstackLine(report));
+  } else if (t.failure !== null || t.maxPfn < 0) {
     lines.push(`toolstack: ${t.method} walk failed: ${t.failure ?? 'no pfns covered'} (arch.max_pfn ${hex(t.archMaxPfn)}) vs ${kernelBounds(report)}`);
   } else {
     const trimmed = t.trimmedFrom !== null ? `, trimmed from ${hex(t.trimmedFrom)}` : '';
@@ -54,6 +69,8 @@ export function renderText(report: AuditReport): string {
   if (report.boot) {
     lines.push(`boot: profile ${report.boot.profile}, mfn_list_list built up to ${hex(report.boot.buildBound)}`);
   }
+  if (report.guest.root) lines.push(`guest: ${report.guest.root}`);
+  if (report.crash) lines.push(...describeCrashStartup(report.crash));
 
   if (report.fatal.length > 0) {
     lines.push(`fatal (${pages(report.fatalPages, report.fatal.reduce((s, r) => s + r.mib, 0))}):`);
@@ -66,6 +83,7 @@ export function renderText(report: AuditReport): string {
   };
   noted('warnings', report.warnings);
   noted('errors', report.errors);
+  if (report.save) lines.push(...saveLines(report.save));
 
   const benign = PFN_CLASS_NAMES.filter((c) => report.classes[c].pages > 0 && (c === 'identity' || c === 'missing' || c === 'foreign')).map(
     (c) => `${c} ${pages(report.classes[c].pages, report.classes[c].mib)} in ${report.classes[c].ranges} range${report.classes[c].ranges === 1 ? '' : 's'}`,

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../common/errors.js';
+import { fileKindOf, STDIO_NAME } from '../common/input-file.js';
 import { expandGlob, hasGlobMagic } from './glob.js';
 
 /** One file to scan. */
@@ -27,7 +28,12 @@ export interface CollectProblem {
 export interface Collected {
   entries: ScanEntry[];
   problems: CollectProblem[];
+  /** paths named on the command line (or matched by a glob) that are not regular files: listed as skipped */
+  skipped: CollectProblem[];
 }
+
+/** Why a named FIFO, device, socket or '-' is not scanned (images are read at random offsets). */
+const NOT_REGULAR = 'only regular files are scanned: images are read at random offsets';
 
 function errCode(e: unknown): string {
   return (e as NodeJS.ErrnoException).code ?? String(e);
@@ -41,6 +47,7 @@ function errCode(e: unknown): string {
 export function collectEntries(paths: string[]): Collected {
   const entries: ScanEntry[] = [];
   const problems: CollectProblem[] = [];
+  const skipped: CollectProblem[] = [];
   const seenFiles = new Set<string>();
   const seenDirs = new Set<string>();
 
@@ -50,7 +57,8 @@ export function collectEntries(paths: string[]): Collected {
     seenFiles.add(resolved);
     entries.push({ file: p, resolved, size: st.size, mtimeMs: st.mtimeMs });
   };
-  const visit = (p: string, top: boolean): void => {
+  // top: a command-line argument (missing = bad input); named: an argument or a glob match (listed when skipped)
+  const visit = (p: string, top: boolean, named: boolean): void => {
     let st: fs.Stats;
     try {
       st = fs.statSync(p);
@@ -63,7 +71,11 @@ export function collectEntries(paths: string[]): Collected {
       addFile(p, st);
       return;
     }
-    if (!st.isDirectory()) return; // sockets, fifos, devices: never images
+    if (!st.isDirectory()) {
+      // sockets, FIFOs, devices: never images (a FIFO would block the reader, /dev/zero never ends)
+      if (named) skipped.push({ file: p, reason: `${fileKindOf(st)}: ${NOT_REGULAR}` });
+      return;
+    }
     const dirId = `${st.dev}:${st.ino}`;
     if (seenDirs.has(dirId)) return; // a directory reached twice (symbolic link loop, repeated argument)
     seenDirs.add(dirId);
@@ -74,12 +86,16 @@ export function collectEntries(paths: string[]): Collected {
       problems.push({ file: p, reason: `cannot read directory (${errCode(e)})` });
       return;
     }
-    for (const name of names) visit(path.join(p, name), false);
+    for (const name of names) visit(path.join(p, name), false, false);
   };
 
   for (const arg of paths) {
+    if (arg === STDIO_NAME && !fs.existsSync(arg)) {
+      skipped.push({ file: arg, reason: `standard input: ${NOT_REGULAR}` });
+      continue;
+    }
     if (!hasGlobMagic(arg) || fs.existsSync(arg)) {
-      visit(arg, true);
+      visit(arg, true, true);
       continue;
     }
     const g = expandGlob(arg);
@@ -88,9 +104,9 @@ export function collectEntries(paths: string[]): Collected {
       if (g.unreadable.length) continue;
       throw new InputError(`${arg}: no file matches this pattern`);
     }
-    for (const m of g.matches) visit(m, false);
+    for (const m of g.matches) visit(m, false, true);
   }
-  return { entries, problems };
+  return { entries, problems, skipped };
 }
 
 /** Files under the given paths (directories recursively, globs expanded), in a stable order. */

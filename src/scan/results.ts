@@ -6,6 +6,7 @@
 // (formats/output-file.ts): never a scanned file, never anything but a regular file.
 import fs from 'node:fs';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { InputError } from '../common/errors.js';
 import { checkOutput, ioCause } from '../formats/output-file.js';
 import { SYMBOLS_BESIDE_SUFFIX } from '../formats/symbols.js';
@@ -119,24 +120,41 @@ export function resumeKey(resolved: string, size: number, mtimeMs: number): stri
 
 /** Bytes read per chunk when reading a results log. */
 const READ_CHUNK_BYTES = 1 << 20;
+/** A results line is a few hundred bytes; a longer "line" is not one (it is skipped as it streams past). */
+const MAX_RESULT_LINE_CHARS = 64 * 1024;
 
-/** Call `onLine` for each complete ('\n'-terminated) line of a file, reading it in chunks. */
-function forEachLine(file: string, onLine: (line: string) => void): void {
+/**
+ * Call `onLine` for each complete ('\n'-terminated) line of a file, reading it in chunks; a line longer
+ * than MAX_RESULT_LINE_CHARS is passed as null (not kept: memory stays bounded whatever the file holds).
+ */
+function forEachLine(file: string, onLine: (line: string | null) => void): void {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.alloc(READ_CHUNK_BYTES);
+    const decoder = new StringDecoder('utf8');
     let carry = '';
+    let overlong = false;
     let pos = 0;
     for (;;) {
       const n = fs.readSync(fd, buf, 0, READ_CHUNK_BYTES, pos);
       if (n === 0) break;
       pos += n;
-      const text = carry + buf.toString('utf8', 0, n);
-      const lines = text.split('\n');
-      carry = lines.pop()!;
-      for (const l of lines) if (l.trim() !== '') onLine(l);
+      const text = carry + decoder.write(buf.subarray(0, n));
+      let start = 0;
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+        const line = text.slice(start, nl);
+        start = nl + 1;
+        if (overlong || line.length > MAX_RESULT_LINE_CHARS) onLine(null);
+        else if (line.trim() !== '') onLine(line);
+        overlong = false;
+      }
+      carry = text.slice(start);
+      if (carry.length > MAX_RESULT_LINE_CHARS) {
+        overlong = true;
+        carry = '';
+      }
     }
-    // a last line without '\n' is a write cut short: not a result
+    // a last line without '\n' is a write cut short: not a result (ResultLog.open cuts it off)
   } finally {
     fs.closeSync(fd);
   }
@@ -145,7 +163,7 @@ function forEachLine(file: string, onLine: (line: string) => void): void {
 export interface ResumeIndex {
   /** resumeKey → the recorded result, slimmed to what the summary uses (the last one, when a file appears twice) */
   byKey: Map<string, ScanResult>;
-  /** lines that were not complete scan@1 records */
+  /** lines that are not scan@1 records (garbage, other schemas, over-long lines) */
   ignoredLines: number;
 }
 
@@ -162,21 +180,36 @@ function slim(r: ScanResult): ScanResult {
   };
 }
 
-/** Read a results log for --resume. A missing file is an empty log. */
+/**
+ * Read a results log for --resume. A missing file is an empty log. Records without a resume key (paths
+ * that could not be listed, named FIFOs or devices: they are listed again by every run) are neither
+ * indexed nor counted as ignored.
+ */
 export function readResumeIndex(file: string): ResumeIndex {
   const byKey = new Map<string, ScanResult>();
   let ignoredLines = 0;
   if (!fs.existsSync(file)) return { byKey, ignoredLines };
   try {
     forEachLine(file, (line) => {
-      const r = parseResultLine(line);
-      if (r === null) ignoredLines++;
-      else byKey.set(resumeKey(r.resolved!, r.size!, r.mtimeMs!), slim(r));
+      const r = line === null ? null : parseResultLine(line);
+      if (r === null) {
+        if (line === null || !isKeylessRecord(line)) ignoredLines++;
+      } else byKey.set(resumeKey(r.resolved!, r.size!, r.mtimeMs!), slim(r));
     });
   } catch (e) {
     throw new InputError(`${file}: cannot read the results log (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   return { byKey, ignoredLines };
+}
+
+/** A scan@1 line this scan wrote without size and mtime (nothing to resume from, but not garbage). */
+function isKeylessRecord(line: string): boolean {
+  try {
+    const j = JSON.parse(line) as Record<string, unknown>;
+    return j !== null && typeof j === 'object' && j.schema === SCAN_SCHEMA && typeof j.file === 'string' && isStatus(j.status) && j.size === null;
+  } catch {
+    return false;
+  }
 }
 
 /** The append-only results log (--out). */

@@ -48,7 +48,7 @@ export interface FileTask extends TaskBase {
 /** --system-map tables this thread has loaded, by path (one parse per worker, not per file). */
 const symbolTables = new Map<string, SymbolTable>();
 
-function defaultSymbols(file: string | null): SymbolTable | undefined {
+export function defaultSymbols(file: string | null): SymbolTable | undefined {
   if (file === null) return undefined;
   let t = symbolTables.get(file);
   if (t === undefined) {

@@ -7,15 +7,16 @@
 import path from 'node:path';
 import { auditImage } from '../audit/audit-image.js';
 import { InputError } from '../common/errors.js';
+import { STDIO_NAME } from '../common/input-file.js';
 import { detectFormat, openImage, readHead } from '../formats/open-image.js';
 import { loadSymbols } from '../formats/symbols.js';
 import { EXIT_INPUT_ERROR, pagesToMib } from '../audit/verdict.js';
 import type { FaultHook } from './scan-task.js';
 import { collectEntries, type ScanEntry } from './collect.js';
 import type { ScanProgress } from './progress.js';
-import { readResumeIndex, resultJson, resultText, resumeKey, ResultLog, type ScanResult } from './results.js';
+import { readResumeIndex, resultJson, resultText, resumeKey, ResultLog, SCAN_SCHEMA, type ScanResult } from './results.js';
 import { ScanScheduler, type PartialResult } from './scheduler.js';
-import { EXIT_INTERRUPTED, problemResult, renderSummary, SummaryBuilder, type ScanSummary } from './summary.js';
+import { EXIT_INTERRUPTED, problemResult, renderSummary, skippedResult, SummaryBuilder, type ScanSummary } from './summary.js';
 
 export { collectEntries, collectFiles, type ScanEntry } from './collect.js';
 export { EXIT_INTERRUPTED, type ScanSummary } from './summary.js';
@@ -46,6 +47,8 @@ export interface ScanOptions {
   fault?: FaultHook | null;
   /** kernel symbols (System.map / kallsyms) for images that carry none and have no FILE.map beside them */
   systemMap?: string;
+  /** one line for standard error (notes such as lines of the --resume log that were not results); default: stderr */
+  warn?: (line: string) => void;
 }
 
 export interface ScanOutcome {
@@ -86,16 +89,23 @@ export async function runScan(paths: string[], opts: ScanOptions): Promise<ScanO
   if (!Number.isInteger(opts.jobs) || opts.jobs < 1 || opts.jobs > MAX_JOBS) throw new InputError(`--jobs ${opts.jobs}: expected a whole number of worker threads from 1 to ${MAX_JOBS}`);
   if (paths.length === 0) throw new InputError('scan: give at least one file, directory or glob');
   if (opts.resume && !opts.out) throw new InputError('--resume needs --out FILE (the results log to resume from)');
+  if (opts.out === STDIO_NAME) throw new InputError(`--out ${STDIO_NAME}: the results log is appended to and read back by --resume, so it must be a file; --json prints the same lines on standard output`);
+  if (opts.systemMap === STDIO_NAME) throw new InputError(`--system-map ${STDIO_NAME}: every worker thread of a scan reads the symbol file itself, so it must be a file`);
+  const warn = opts.warn ?? ((line: string) => process.stderr.write(`p2m-audit: ${line}\n`));
   const fault = opts.fault !== undefined ? opts.fault : parseFaultHook(process.env[FAULT_ENV]);
   // a bad --system-map is an input error before any file is scanned
   const systemMap = opts.systemMap ? { path: path.resolve(opts.systemMap), symbols: loadSymbols(opts.systemMap) } : undefined;
   const t0 = performance.now();
 
-  const { entries, problems } = collectEntries(paths);
+  const { entries, problems, skipped } = collectEntries(paths);
   // the results log may not be (or become) a scanned file: checked before any file is audited
   if (opts.out) ResultLog.check(opts.out, { paths, resolved: entries.map((e) => e.resolved), systemMap: opts.systemMap });
-  const summary = new SummaryBuilder(entries.length + problems.length);
+  const summary = new SummaryBuilder(entries.length + problems.length + skipped.length);
   const resumeIndex = opts.resume && opts.out ? readResumeIndex(opts.out) : null;
+  if (resumeIndex && resumeIndex.ignoredLines > 0) {
+    const n = resumeIndex.ignoredLines;
+    warn(`--resume: ${n} line${n === 1 ? '' : 's'} of ${opts.out} ${n === 1 ? 'is' : 'are'} not ${SCAN_SCHEMA} results and ${n === 1 ? 'was' : 'were'} ignored`);
+  }
   const todo: ScanEntry[] = [];
   for (const e of entries) {
     const prev = resumeIndex?.byKey.get(resumeKey(e.resolved, e.size, e.mtimeMs));
@@ -125,6 +135,7 @@ export async function runScan(paths: string[], opts: ScanOptions): Promise<ScanO
       summary.add(r, { resumed: false, bytes });
     };
     for (const p of problems) emit(problemResult(p.file, p.reason), 0);
+    for (const k of skipped) emit(skippedResult(k.file, k.reason), 0);
 
     if (opts.progress && process.stderr.isTTY && todo.length) {
       const { startProgress } = await import('./progress.js');
@@ -170,7 +181,7 @@ export async function scanFile(file: string, jobs: number): Promise<ScanResult> 
   } catch (e) {
     return { file, status: 'error', format: null, exitCode: EXIT_INPUT_ERROR, reason: (e as Error).message };
   }
-  const d = detectFormat(head);
+  const d = detectFormat(head, file); // the path lets an ELF be probed by its notes (a native Linux vmcore is skipped)
   if (!d.format) return { file, status: 'skipped', format: null, exitCode: 0, reason: d.description };
   try {
     const img = openImage(file);

@@ -17,7 +17,7 @@ import { RangeSink } from '../audit/compare-leaf.js';
 import type { GuestView, ToolstackView } from '../views/p2m-leaves.js';
 import { addTail, auditTaskTransferList, planLeaves, shardTask, sinkStats, type LeafPlan } from '../audit/run-audit.js';
 import { planShards, SHARDS_PER_WORKER, type Shard } from '../audit/shard-plan.js';
-import { readGuestView } from '../views/guest-view.js';
+import { readGuestViewOrMirror } from '../views/guest-mirror.js';
 import { InputError } from '../common/errors.js';
 import { type GuestImage } from '../formats/guest-image.js';
 import { detectFormat, openImage, readHead } from '../formats/open-image.js';
@@ -221,7 +221,7 @@ export class ScanScheduler {
       this.fail(entry, null, oneLine(e), started, 0);
       return null;
     }
-    const d = detectFormat(head);
+    const d = detectFormat(head, entry.file); // the path lets an ELF be probed by its notes (a native Linux vmcore is skipped)
     if (d.format === null) {
       this.report(entry, { status: 'skipped', format: null, verdict: null, exitCode: 0, fatalPages: 0, reason: d.description, attempts: 0 }, started);
       return null;
@@ -288,6 +288,11 @@ export class ScanScheduler {
     const started = performance.now();
     const format = this.detect(entry, started);
     if (format === null) return null;
+    // makedumpfile's compressed pages have no file offsets for shard workers: one task, read through readFrame
+    if (format === 'kdump-compressed') {
+      this.small.push(entry);
+      return null;
+    }
     let img: GuestImage | null = null;
     try {
       img = openImage(entry.file, { defaultSymbols: this.opts.systemMap?.symbols });
@@ -295,7 +300,7 @@ export class ScanScheduler {
       if (tool.absentFrame !== undefined) {
         throw new InputError(`${entry.file}: the ${tool.method} walk's ${tool.failure}: the frame list points outside the image`);
       }
-      const guest = readGuestView(img);
+      const guest = readGuestViewOrMirror(img);
       const plan = planLeaves(tool, guest);
       const shards = planShards(plan.activeLeaves, this.opts.jobs);
       const job: LargeJob = {

@@ -1,7 +1,7 @@
 // The scan summary: counts per verdict, fatal pages/MiB in all, the worst files first, the errors with
 // their one-line reasons, throughput, and the scan's exit code. Built incrementally (a scan of a million
 // files keeps counts, the WORST_LISTED worst files and the first ERRORS_LISTED errors, not every result).
-import { EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR, EXIT_WARNINGS, formatMib, pagesToMib, type Verdict } from '../audit/verdict.js';
+import { EXIT_CLEAN, EXIT_FATAL, EXIT_INPUT_ERROR, EXIT_PARTIAL, EXIT_WARNINGS, formatMib, pagesToMib, type Verdict } from '../audit/verdict.js';
 import type { ScanResult } from './results.js';
 
 /** Exit code of a scan stopped by SIGINT (128 + signal 2, as shells report it). */
@@ -42,7 +42,7 @@ export interface ScanSummary {
   errorList: { file: string; reason: string }[];
   /** true when SIGINT (or the caller's signal) stopped the scan */
   interrupted: boolean;
-  /** files and bytes scanned in this run (resumed files not included), wall time, rate */
+  /** files handled in this run (resumed files not included), the bytes of those audited, wall time, rate */
   scannedFiles: number;
   scannedBytes: number;
   elapsedMs: number;
@@ -89,7 +89,8 @@ export class SummaryBuilder {
     if (how.resumed) s.resumed++;
     else {
       s.scannedFiles++;
-      s.scannedBytes += how.bytes;
+      // only an audited file was read through: a skipped or failed one counts no bytes
+      if (r.status === 'audited') s.scannedBytes += how.bytes;
     }
     if ((r.attempts ?? 1) > 1) s.retried++;
     if (r.status === 'skipped') {
@@ -106,7 +107,7 @@ export class SummaryBuilder {
     const v = r.verdict ?? 'ERROR';
     s.verdicts[v]++;
     const code = r.exitCode ?? EXIT_INPUT_ERROR;
-    if (code === EXIT_INPUT_ERROR) this.anyError = true;
+    if (code === EXIT_INPUT_ERROR || code === EXIT_PARTIAL) this.anyError = true;
     else if (code === EXIT_FATAL) this.anyFatal = true;
     else if (code === EXIT_WARNINGS) this.anyWarn = true;
     const pages = r.fatalPages ?? 0;
@@ -134,11 +135,12 @@ export class SummaryBuilder {
     s.tasks = o.tasks;
     s.interrupted = o.interrupted;
     s.filesPerSecond = o.elapsedMs > 0 ? (s.scannedFiles * MS_PER_SECOND) / o.elapsedMs : 0;
-    // precedence: interrupted, then any error (unreadable or bad input), fatal, warnings, clean
+    // precedence: interrupted, then any failed file or unreadable pages (a partial result: the scan
+    // itself ran and reported; exit 2 is kept for a scan that could not run), fatal, warnings, clean
     s.exitCode = o.interrupted
       ? EXIT_INTERRUPTED
       : this.anyError
-        ? EXIT_INPUT_ERROR
+        ? EXIT_PARTIAL
         : this.anyFatal
           ? EXIT_FATAL
           : this.anyWarn
@@ -153,25 +155,36 @@ export function problemResult(file: string, reason: string): ScanResult {
   return { file, status: 'error', format: null, exitCode: EXIT_INPUT_ERROR, reason, attempts: 0 };
 }
 
+/** A named path that is not a regular file (a FIFO, a device, '-'): skipped, with the reason. */
+export function skippedResult(file: string, reason: string): ScanResult {
+  return { file, status: 'skipped', format: null, exitCode: EXIT_CLEAN, reason, attempts: 0 };
+}
+
+/** "1 file", "2 files" */
+function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 /** The summary as text lines: totals, a verdict table, the worst files, the errors. */
 export function renderSummary(s: ScanSummary): string[] {
   const out: string[] = [''];
   const secs = s.elapsedMs / MS_PER_SECOND;
-  const state = s.interrupted ? `interrupted after ${s.done} of ${s.files} files` : `${s.files} files`;
+  // "failed" (status error: the file could not be audited) is kept apart from the ERROR verdict of an audit
+  const state = s.interrupted ? `interrupted after ${s.done} of ${count(s.files, 'file')}` : count(s.files, 'file');
   out.push(
-    `summary: ${state}: ${s.audited} audited, ${s.skipped} skipped, ${s.errors} errors` +
+    `summary: ${state}: ${s.audited} audited, ${s.skipped} skipped, ${s.errors} failed` +
       (s.resumed ? `, ${s.resumed} resumed from the results log` : '') +
       (s.retried ? `, ${s.retried} retried on a fresh worker` : ''),
   );
   out.push(
-    `  scanned ${s.scannedFiles} files (${(s.scannedBytes / BYTES_PER_MIB).toFixed(1)} MiB) in ${secs.toFixed(1)} s: ` +
-      `${s.filesPerSecond.toFixed(1)} files/s, ${s.tasks} worker tasks`,
+    `  scanned ${count(s.scannedFiles, 'file')} in ${secs.toFixed(1)} s (${(s.scannedBytes / BYTES_PER_MIB).toFixed(1)} MiB audited): ` +
+      `${s.filesPerSecond.toFixed(1)} files/s, ${count(s.tasks, 'worker task')}`,
   );
   const w1 = Math.max('verdict'.length, ...VERDICTS.map((v) => v.length));
   const w2 = Math.max('files'.length, ...VERDICTS.map((v) => String(s.verdicts[v]).length));
-  out.push(`  ${'verdict'.padEnd(w1)}  ${'files'.padStart(w2)}`);
+  out.push(`  ${'verdict'.padEnd(w1)}  ${'files'.padStart(w2)}  (of the ${count(s.audited, 'audited file')})`);
   for (const v of VERDICTS) out.push(`  ${v.padEnd(w1)}  ${String(s.verdicts[v]).padStart(w2)}`);
-  if (s.errors || s.skipped) out.push(`  (not audited: ${s.errors} errors, ${s.skipped} skipped)`);
+  if (s.errors || s.skipped) out.push(`  (not audited: ${s.errors} failed, ${s.skipped} skipped)`);
   out.push(`  fatal: ${s.fatalPages} pages (${formatMib(s.fatalMib)} MiB) at risk in all`);
   if (s.worst.length) {
     out.push('worst files:');
@@ -179,10 +192,10 @@ export function renderSummary(s: ScanSummary): string[] {
     for (const w of s.worst) out.push(`  ${formatMib(w.fatalMib).padStart(mw)} MiB  ${w.verdict.padEnd(w1)}  ${w.file}`);
   }
   if (s.errors) {
-    out.push('errors:');
+    out.push('failed:');
     for (const e of s.errorList) out.push(`  ${e.reason.startsWith(e.file) ? e.reason : `${e.file}: ${e.reason}`}`);
     if (s.errors > s.errorList.length) out.push(`  … and ${s.errors - s.errorList.length} more (every one is in the results)`);
   }
-  if (s.interrupted) out.push(`interrupted: ${s.files - s.done} files not scanned (run again with --resume to finish)`);
+  if (s.interrupted) out.push(`interrupted: ${count(s.files - s.done, 'file')} not scanned (run again with --resume to finish)`);
   return out;
 }

@@ -52,6 +52,6 @@ export default function sweepCell(t: SweepTask): SweepCell {
       nrPages: hex(t.nrPages),
     };
   } catch (e) {
-    return { verdict: 'ERROR', exitCode: 2, fatalPages: 0, fatalMib: 0, uncoveredPages: 0, uncoveredMib: 0, archMaxPfn: '', kernelMaxPfn: '', nrPages: hex(t.nrPages), error: `${t.profile} at dom0_mem=${t.dom0Mem}: ${(e as Error).message}` };
+    return { verdict: 'ERROR', exitCode: 2, fatalPages: 0, fatalMib: 0, uncoveredPages: 0, uncoveredMib: 0, archMaxPfn: '', kernelMaxPfn: '', nrPages: hex(t.nrPages), error: (e as Error).message };
   }
 }

@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { InputError } from '../common/errors.js';
 import { type E820Entry } from '../inputs/e820.js';
-import { dom0PagesChecked, parseDom0Mem } from '../inputs/dom0-mem.js';
+import { computeDom0Pages, parseDom0Mem, type Dom0Pages } from '../inputs/dom0-mem.js';
+import { PAGES_PER_MIB } from '../xen/abi.js';
 import { findProfile, profileIds } from '../emulate/kernel/profiles.js';
 import type { SweepTask, SweepCell } from './sweep-cell.js';
 
@@ -50,6 +51,25 @@ export interface SweepMatrixResult {
   rows: string[];
   cols: string[];
   cells: SweepCell[][];
+  /** per row: what Xen did to the request (the clamp to avail), or null */
+  rowNotes: (string | null)[];
+}
+
+/** MiB with one decimal: every size the sweep prints is in this one unit. */
+function mib(pages: number): string {
+  return `${(pages / PAGES_PER_MIB).toFixed(1)} MiB`;
+}
+
+/**
+ * dom0_compute_nr_pages (xen/arch/x86/dom0_build.c) clamps nr_pages to avail without a message, and leaves
+ * d->max_pages at max:. The row is emulated as Xen would build it; the note says so.
+ */
+function clampNote(row: string, p: Dom0Pages): string | null {
+  if (!p.exceedsAvail) return null;
+  return (
+    `dom0_mem=${row} asks for ${mib(p.requestedPages)} but the host map leaves ${mib(p.availPages)} for dom0 (our estimate of Xen's avail): ` +
+    `Xen clamps nr_pages to avail silently (dom0_compute_nr_pages), so this row is dom0 at ${mib(p.nrPages)}, max pages ${mib(p.maxPages)}`
+  );
 }
 
 export function sweepWorkerPath(): string {
@@ -74,15 +94,16 @@ export async function runSweep(opts: {
   }
   const sizes = parseSweepRange(opts.range);
   const rows = sizes.map((b) => (opts.withMax ? `${sizeText(b)},max:${sizeText(b)}` : sizeText(b)));
-  // a row larger than the host is an error cell, not a failed sweep
+  // a row Xen cannot give is clamped as Xen clamps it; a row that cannot be computed at all is an error cell
   const pages = rows.map((r) => {
     try {
-      return dom0PagesChecked(parseDom0Mem(r), opts.hostE820, `dom0_mem row ${r}`);
+      return computeDom0Pages(parseDom0Mem(r), opts.hostE820);
     } catch (e) {
       if (e instanceof InputError) return e.message;
       throw e;
     }
   });
+  const rowNotes = rows.map((r, i) => (typeof pages[i] === 'string' ? null : clampNote(r, pages[i] as Dom0Pages)));
   const pool = new Piscina<SweepTask, SweepCell>({ filename: sweepWorkerPath(), maxThreads: opts.jobs, minThreads: 1 });
   const total = rows.length * opts.profiles.length;
   let done = 0;
@@ -106,7 +127,7 @@ export async function runSweep(opts: {
         ),
       ),
     );
-    return { schema: 'p2m-audit/sweep@1', rows, cols: opts.profiles, cells };
+    return { schema: 'p2m-audit/sweep@1', rows, cols: opts.profiles, cells, rowNotes };
   } finally {
     await pool.destroy();
   }
@@ -119,15 +140,37 @@ function cellText(c: SweepCell): string {
 
 export function renderSweepText(m: SweepMatrixResult): string {
   const head = ['dom0_mem', ...m.cols];
-  const body = m.rows.map((r, i) => [r, ...m.cells[i]!.map(cellText)]);
+  const label = (r: string, i: number) => (m.rowNotes[i] ? `${r} (clamped)` : r);
+  const body = m.rows.map((r, i) => [label(r, i), ...m.cells[i]!.map(cellText)]);
   const widths = head.map((h, k) => Math.max(h.length, ...body.map((row) => row[k]!.length)));
   const line = (cols: string[]) => cols.map((c, k) => c.padEnd(widths[k]!)).join('  ').trimEnd();
   const out = [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)];
   const unsafe = m.cols.map((c, k) => `${c}: ${m.rows.filter((_, i) => m.cells[i]![k]!.verdict === 'FATAL').join(' ') || 'none'}`);
   out.push('', 'unsafe dom0_mem values (FATAL: RAM save/migration would lose):', ...unsafe.map((u) => `  ${u}`));
-  const errors = m.cells.flat().filter((c) => c.error);
-  for (const e of errors) out.push(`  error: ${e.error}`);
+  const notes = m.rowNotes.filter((n): n is string => n !== null);
+  if (notes.length) out.push('', 'clamped rows:', ...notes.map((n) => `  ${n}`));
+  const errors = distinctErrors(m);
+  if (errors.length) out.push('', 'errors (each once):', ...errors.map((e) => `  ${e.message} [${e.where.join('; ')}]`));
   return out.join('\n') + '\n';
+}
+
+/** Every distinct error message once, with the cells (row: profiles) it came from. */
+export function distinctErrors(m: SweepMatrixResult): { message: string; where: string[] }[] {
+  const byMessage = new Map<string, Map<string, string[]>>();
+  m.cells.forEach((row, i) =>
+    row.forEach((c, k) => {
+      if (!c.error) return;
+      const rows = byMessage.get(c.error) ?? new Map<string, string[]>();
+      byMessage.set(c.error, rows);
+      const cols = rows.get(m.rows[i]!) ?? [];
+      rows.set(m.rows[i]!, cols);
+      cols.push(m.cols[k]!);
+    }),
+  );
+  return [...byMessage].map(([message, rows]) => ({
+    message,
+    where: [...rows].map(([r, cols]) => (cols.length === m.cols.length ? `dom0_mem=${r}: every profile` : `dom0_mem=${r}: ${cols.join(', ')}`)),
+  }));
 }
 
 export function renderSweepCsv(m: SweepMatrixResult): string {

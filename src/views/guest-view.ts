@@ -1,11 +1,15 @@
 // The guest's own p2m, found the way the kernel finds it: through its symbols and page tables
 // (arch/x86/xen/p2m.c: the p2m_top tree of ≤ 3.18, the xen_p2m_addr linear list of ≥ 3.19; crash's
-// x86_64 Xen p2m handling reads the same variables). Output: leaf-page locations, never entry copies.
+// x86_64 Xen p2m handling reads the same variables), walked from the kernel's own top-level table
+// (kernel-root.ts). Output: leaf-page locations, never entry copies.
 import { GuestLeaf, type GuestView, type KernelVars } from './p2m-leaves.js';
 import { InputError } from '../common/errors.js';
-import { type GuestImage } from '../formats/guest-image.js';
+import { dom0KdumpOf, type GuestImage } from '../formats/guest-image.js';
+import { hasSymbols } from '../formats/symbols.js';
+import { describeRoot, findKernelRoot, type KernelRootOptions } from './kernel-root.js';
+import { dom0SharedInfo } from './dom0-kdump.js';
 import { isWalkFailure, readVirtU64, translate, walkRange, type FrameReader } from '../translate/page-walk.js';
-import { P2M_MID_PER_PAGE, P2M_PER_PAGE, P2M_PFNS_PER_TOP, P2M_TOP_PER_PAGE, PAGE_OFFSET_LEGACY, PAGE_SHIFT, PAGE_SIZE, START_INFO_NR_PAGES_OFFSET, hex } from '../xen/abi.js';
+import { P2M_MID_PER_PAGE, P2M_PER_PAGE, P2M_PFNS_PER_TOP, P2M_TOP_PER_PAGE, PAGE_OFFSET_LEGACY, PAGE_SIZE, START_INFO_NR_PAGES_OFFSET, hex } from '../xen/abi.js';
 
 /**
  * Most pfns a guest view describes (2^32 pfns = 16 TiB): the per-leaf arrays stay under 100 MiB. A kernel
@@ -69,7 +73,8 @@ class SymbolReader {
 
 const num = (v: bigint | undefined): number | undefined => (v === undefined ? undefined : Number(v));
 
-function readVars(s: SymbolReader): KernelVars {
+/** The kernel variables the report names, through any reader of kernel addresses (page tables, or a PV guest's linear maps). */
+export function readVars(s: Pick<SymbolReader, 'u64' | 'u64At'>): KernelVars {
   const vars: KernelVars = {
     maxPfn: num(s.u64('max_pfn')),
     xenMaxP2mPfn: num(s.u64('xen_max_p2m_pfn')),
@@ -84,19 +89,28 @@ function readVars(s: SymbolReader): KernelVars {
   return vars;
 }
 
+/** What findKernelRoot may take p2m_cr3 from when the image has no shared_info: a dom0 kdump's own, found through its symbols. */
+function rootOptions(img: GuestImage): KernelRootOptions {
+  if (img.sharedInfo || !dom0KdumpOf(img)) return {};
+  const si = dom0SharedInfo(img);
+  return si ? { arch: si.arch, archSource: `dom0's shared_info (machine ${hex(si.maddr)}, through ${si.via})` } : {};
+}
+
 /** Read the guest's p2m layout. Throws InputError when the image lacks what the walk needs. */
 export function readGuestView(img: GuestImage): GuestView {
   const seen = new Set<number>();
   const reader = recording(img, seen);
-  const cr3Frame = Number(img.cr3 >> BigInt(PAGE_SHIFT));
-  const s = new SymbolReader(img, reader, cr3Frame);
-  if (img.symbols.size === 0) throw new InputError(`${s.where()}: the image carries no kernel symbols (give --system-map)`);
+  if (!hasSymbols(img.symbols)) throw new InputError(`${img.path || '<image>'}: the image carries no kernel symbols (give --system-map)`);
+  const root = findKernelRoot(img, rootOptions(img));
+  const s = new SymbolReader(img, reader, root.frame);
   const vars = readVars(s);
   let view: GuestView;
   if (s.has('xen_p2m_addr')) view = readLinear(s, vars);
   else if (s.has('p2m_top')) view = readTree(s, vars);
   else throw new InputError(`${s.where()}: no p2m symbols found (need xen_p2m_addr for Linux ≥ 3.19 or p2m_top for ≤ 3.18)`);
   view.structureFrames = seen;
+  view.root = { source: root.source, frame: root.frame, text: root.text };
+  view.notes.unshift(describeRoot(root));
   markSharedSentinels(img, view);
   return view;
 }

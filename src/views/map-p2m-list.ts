@@ -1,5 +1,5 @@
 // Save-side linear p2m list walk: xen-project/xen tools/libs/guest/xg_sr_save_x86_pv.c map_p2m_list (identical at RELEASE-4.17.0 and RELEASE-4.22.0).
-import type { ToolstackView } from './p2m-leaves.js';
+import { exactPfn, type ToolstackView } from './p2m-leaves.js';
 import type { GuestImage } from '../formats/guest-image.js';
 import { pageWords } from '../xen/page-words.js';
 import { hex, L1_SHIFT, L2_SHIFT, L3_SHIFT, L4_SHIFT, PAGE_SHIFT, PAGE_SIZE, PT_LEVELS_64, PTE_PFN_MASK_HI, PTE_PFN_MASK_LO, PTE_SIZE, PTRS_PER_TABLE, XEN_VIRT_HOLE_END, XEN_VIRT_HOLE_START } from '../xen/abi.js';
@@ -132,7 +132,7 @@ export function mapP2mList(img: GuestImage, maxPfn: number | bigint): ToolstackV
   let idxEnd = 0;
   let savedIdx = 0;
   let savedMfn = 0;
-  let untrimmedMaxPfn: number | null = null;
+  let untrimmedMaxPfn: number | bigint | null = null;
   let leaves: Float64Array = new Float64Array(0);
   for (let level = PT_LEVELS_64; level > 0; level--) {
     const shift = LEVEL_SHIFT[level];
@@ -166,7 +166,7 @@ export function mapP2mList(img: GuestImage, maxPfn: number | bigint): ToolstackV
       if (savedIdx === idxEnd) savedIdx++;
       const trimmed = BigInt.asUintN(U64_BITS, BigInt(savedIdx) * PFNS_PER_L2_ENTRY - 1n);
       if (trimmed < maxPfnX) {
-        untrimmedMaxPfn = Number(maxPfnX);
+        untrimmedMaxPfn = exactPfn(maxPfnX);
         notes.push(`trimmed at level 2: the last run of identical entries starts at relative index ${savedIdx} of ${idxEnd - idxStart + 1}, so max_pfn drops from ${hex(maxPfnX)} to ${hex(trimmed)}`);
         if (relativeLast && idxStart !== 0) {
           notes.push(`the level-2 range starts at index ${idxStart}, so the save side's saved_idx == idx_end test misses that the last entry differs from its predecessor and drops it`);

@@ -1,6 +1,6 @@
 import { PADDR_BITS, MAX_MFN_ARCH } from '../xen/abi.js';
 // Save-side p2m tree walk: xen-project/xen tools/libs/guest/xg_sr_save_x86_pv.c map_p2m_tree (identical at RELEASE-4.17.0 and RELEASE-4.22.0).
-import type { ToolstackView } from './p2m-leaves.js';
+import { exactPfn, type ToolstackView } from './p2m-leaves.js';
 import type { GuestImage } from '../formats/guest-image.js';
 import { hex, P2M_ENTRY_SIZE, P2M_PER_PAGE, P2M_PFNS_PER_TOP } from '../xen/abi.js';
 
@@ -49,7 +49,7 @@ export function leafCount(maxPfn: number): number {
 
 /** The view the save side's failure leaves: nothing usable, the reason in one sentence. */
 export function failedView(
-  method: 'tree' | 'list',
+  method: ToolstackView['method'],
   archMaxPfn: bigint,
   failure: string,
   structureFrames: Set<number>,
@@ -162,9 +162,9 @@ export function mapP2mTree(img: GuestImage, maxPfn: number | bigint): ToolstackV
   // Trimming: a trailing run of identical FLL entries is taken to point at all-invalid mid pages.
   const savedX = lastRunStart(fll, fllEntries);
   const trimmed = BigInt((savedX + 1) * P2M_PFNS_PER_TOP - 1);
-  let untrimmedMaxPfn: number | null = null;
+  let untrimmedMaxPfn: number | bigint | null = null;
   if (trimmed < maxPfnX) {
-    untrimmedMaxPfn = Number(maxPfnX);
+    untrimmedMaxPfn = exactPfn(maxPfnX);
     notes.push(`trimmed: the last run of identical frame-list-list entries starts at slot ${savedX}, so max_pfn drops from ${hex(maxPfnX)} to ${hex(trimmed)}`);
     maxPfnX = trimmed;
     fllEntries = savedX + 1;

@@ -31,6 +31,8 @@ export interface GuestView {
   /** every frame the walk read (page tables, tree pages, variable pages) */
   structureFrames: Set<number>;
   notes: string[];
+  /** the top-level page table the walk started from (views/kernel-root.ts), when the view was read from an image */
+  root?: { source: 'p2m_cr3' | 'kernel-table' | 'vcpu-cr3'; frame: number; text: string };
 }
 
 export interface KernelVars {
@@ -47,7 +49,8 @@ export interface KernelVars {
 
 /** The save side's view of the p2m (src/views/toolstack-view.ts, map-p2m-tree.ts, map-p2m-list.ts), exactly as map_p2m_tree / map_p2m_list find it. */
 export interface ToolstackView {
-  method: 'tree' | 'list';
+  /** tree / list: Xen's save walk (map_p2m); crash: the frame list a dom0 kdump's crash note names, read as crash reads it */
+  method: 'tree' | 'list' | 'crash';
   /** arch.max_pfn as read (a count) */
   archMaxPfn: bigint;
   /** the highest pfn save/restore uses, after trimming (inclusive); -1 when the walk failed */
@@ -58,12 +61,28 @@ export interface ToolstackView {
   failure: string | null;
   /** when the walk stopped because the image lacks a frame it needs: that frame (an input problem, not the guest's) */
   absentFrame?: number;
-  /** max_pfn before trimming, when trimming lowered it */
-  untrimmedMaxPfn: number | null;
+  /** max_pfn before trimming, when trimming lowered it (a u64: a bigint when it is not a safe number, see exactPfn) */
+  untrimmedMaxPfn: number | bigint | null;
   /** every frame the walk read (frame-list pages or page tables) */
   structureFrames: Set<number>;
   notes: string[];
+  /** method 'crash' only: the list crash reads, and beside it the arch.max_pfn bound (views/map-crash-frame-list.ts) */
+  crash?: CrashListFacts;
 }
 
+/** A dom0 kdump's toolstack side: what crash (and makedumpfile) reach through the crash note's frame list. */
+export interface CrashListFacts {
+  /** the crash note's root (the top page's mfn) */
+  rootMfn: number;
+  /** leaves crash knows (Σ non-zero mid slots): pfns [0, p2mFrames · 512) go through the list */
+  p2mFrames: number;
+  /** the same list bounded by arch.max_pfn of dom0's shared_info, when the dump holds that page */
+  maxPfnBound: { archMaxPfn: bigint; boundPfn: number; source: string } | null;
+  /** where makedumpfile's stop rule reads the list differently, or null when both read the same leaves */
+  makedumpfileDiffers: string | null;
+}
 
-
+/** A u64 pfn as a number when that is exact (below 2^53), else the bigint itself: printed with hex(), never rounded. */
+export function exactPfn(v: bigint): number | bigint {
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+}

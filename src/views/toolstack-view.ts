@@ -1,10 +1,12 @@
 // The save side's choice of p2m walk: xen-project/xen tools/libs/guest/xg_sr_save_x86_pv.c map_p2m (identical at RELEASE-4.17.0 and RELEASE-4.22.0).
-import type { ToolstackView } from './p2m-leaves.js';
+import { exactPfn, type ToolstackView } from './p2m-leaves.js';
 import type { GuestImage } from '../formats/guest-image.js';
 import { hex, P2M_ENTRY_SIZE } from '../xen/abi.js';
 import { failedView, FPP, mapP2mTree, toXenPfn } from './map-p2m-tree.js';
 import { mapP2mList } from './map-p2m-list.js';
-import { savedP2mOf } from '../formats/guest-image.js';
+import { dom0KdumpOf, savedP2mOf } from '../formats/guest-image.js';
+import { mapCrashFrameList } from './map-crash-frame-list.js';
+import { searchDom0SharedInfo, withDom0SharedInfo } from './dom0-kdump.js';
 
 export type ToolstackMethod = 'tree' | 'list';
 
@@ -29,6 +31,12 @@ export function chooseMethod(img: GuestImage, forced?: ToolstackMethod): { metho
 export function mapP2m(img: GuestImage, opts: MapP2mOptions = {}): ToolstackView {
   const saved = savedP2mOf(img);
   if (saved) return savedP2mView(img, saved, opts);
+  if (dom0KdumpOf(img)) return opts.method ? forcedOnKdump(img, opts.method) : mapCrashFrameList(img);
+  return saveWalk(img, opts);
+}
+
+/** map_p2m itself, over the image's arch fields. */
+function saveWalk(img: GuestImage, opts: MapP2mOptions): ToolstackView {
   const { method, why } = chooseMethod(img, opts.method);
   const arch = img.arch;
   const first = `method ${method}: ${why} (map_p2m)`;
@@ -40,6 +48,20 @@ export function mapP2m(img: GuestImage, opts: MapP2mOptions = {}): ToolstackView
   view.notes.unshift(first);
   if (img.sharedInfo === null) view.notes.push('the image holds no shared_info page: the arch fields are the reader\'s defaults');
   view.notes.push('leaf pages are not checked with mfn_in_pseudophysmap (map_p2m_leaves): images carry no m2p');
+  return view;
+}
+
+/**
+ * --method tree|list on a dom0 kdump: Xen's save walk as if it could save dom0, over the arch fields of
+ * dom0's shared_info found in the dump; without that page there is no bound to walk by.
+ */
+function forcedOnKdump(img: GuestImage, method: ToolstackMethod): ToolstackView {
+  const search = searchDom0SharedInfo(img);
+  if (!search.found) {
+    return failedView(method, 0n, `--method ${method} needs arch.max_pfn, and dom0's shared_info is not in this dump (${search.notes.join('; ') || 'not found'})`, new Set(), []);
+  }
+  const view = saveWalk(withDom0SharedInfo(img), { method });
+  view.notes.unshift(`a dom0 kdump walked the way Xen's save would (--method ${method}), with dom0's shared_info at machine ${hex(search.found.maddr)}`);
   return view;
 }
 
@@ -70,7 +92,7 @@ function savedP2mView(img: GuestImage, rec: { startPfn: number; endPfn: number; 
     maxPfn: rec.endPfn,
     leafFrames,
     failure: null,
-    untrimmedMaxPfn: trimmed ? Number(walkMax) : null,
+    untrimmedMaxPfn: trimmed ? exactPfn(walkMax) : null,
     structureFrames: new Set(),
     notes,
   };

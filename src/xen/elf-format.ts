@@ -11,6 +11,7 @@ export const EI_ABIVERSION = 8;
 export const ELFCLASS32 = 1;
 export const ELFCLASS64 = 2;
 export const ELFDATA2LSB = 1;
+export const ELFDATA2MSB = 2;
 export const EV_CURRENT = 1;
 export const ELFOSABI_SYSV = 0;
 export const ET_NONE = 0;
@@ -27,6 +28,10 @@ export const SHT_NOTE = 7;
 export const PT_NULL = 0;
 export const PT_LOAD = 1;
 export const PT_NOTE = 4;
+/** p_flags bits. */
+export const PF_X = 1;
+export const PF_W = 2;
+export const PF_R = 4;
 /** e_phnum escape (extended numbering): the real count is section header 0's sh_info. */
 export const PN_XNUM = 0xffff;
 /** sizeof(Elf64_Ehdr), sizeof(Elf64_Shdr), sizeof(Elf64_Phdr). */

@@ -3,12 +3,14 @@
 import type { BootFacts } from '../../inputs/boot-facts.js';
 import type { E820Entry } from '../../inputs/e820.js';
 import { writeArchSharedInfo } from '../../xen/shared-info.js';
+import { InputError } from '../../common/errors.js';
 import { MemoryImage } from '../../formats/memory-image.js';
-import { formatLinuxE820 } from '../../inputs/e820.js';
+import { checkXenHostMap, formatLinuxE820, sanitizeE820 } from '../../inputs/e820.js';
 import { PAGE_OFFSET_LEGACY, PAGE_SIZE, SIF_INITDOMAIN, SIF_PRIVILEGED, SIF_VIRT_P2M_4TOOLS, START_INFO_FLAGS_OFFSET, START_INFO_MFN_LIST_OFFSET, START_INFO_NR_PAGES_OFFSET, START_INFO_SHARED_INFO_OFFSET, SIZE_2M, hex } from '../../xen/abi.js';
 import { KPage, KernelSpace } from './kspace.js';
 import { MachineMemory } from './machine.js';
-import { memorySetup38, memorySetup318, memorySetup4x, nonRamRuns, delExtra, type MemorySetupResult } from './memory-setup.js';
+import { memorySetup38, memorySetup318, memorySetup4x, nonRamRuns, delExtra, RunIndex, type MemorySetupResult } from './memory-setup.js';
+import { describeCap, setupArchE820 } from './setup-arch-e820.js';
 import { P2mLinear, PFNS_PER_PMD } from './p2m-linear.js';
 import { P2mTree } from './p2m-tree.js';
 import { effectiveConfig, maxDomainPages, p2mLimitGiB, type KernelProfile } from './profiles.js';
@@ -35,11 +37,17 @@ export interface EmulateInput {
   config?: Record<string, string>;
   seed?: number;
   dom0Mem?: string;
+  /** the kernel's mem= in bytes (Linux parse_memopt), applied to its map after xen_memory_setup */
+  kernelMem?: number | null;
 }
 
 export interface EmulatedGuest {
   image: MemoryImage;
   facts: BootFacts;
+  /** what the emulator did beyond the kernel's own messages (where mem= capped the map), one line each */
+  notes: string[];
+  /** work counters (tests bound them by the map's size, never by time) */
+  work: { machineBlocks: number; findSteps: number; holeProbes: number };
 }
 
 /** MAXMEM / PAGE_SIZE: xen_get_pages_limit for 64-bit dom0 (4.x). */
@@ -47,14 +55,51 @@ const PAGES_LIMIT_4X = 2 ** 46 / PAGE_SIZE;
 /** GB(512) / PAGE_SIZE: the domU limit while xen_512gb_limit (CONFIG_XEN_512GB) holds. */
 const PAGES_LIMIT_512GB = 2 ** 39 / PAGE_SIZE;
 
+/**
+ * Guests the emulator holds: 2^30 pages (4 TiB). Xen itself gives dom0 at most its avail (its frame table
+ * covers 16 TiB without CONFIG_BIGMEM), but the emulator keeps every p2m leaf of the guest in memory.
+ */
+export const MAX_EMULATED_PAGES = 2 ** 30;
+
+/** After xen_memory_setup: the p2m the kernel will build spans xen_max_p2m_pfn pfns (nr_pages plus extra memory). */
+function checkP2mSpan(xenMaxP2mPfn: number): void {
+  if (xenMaxP2mPfn > MAX_EMULATED_PAGES) {
+    throw new InputError(
+      `the guest's p2m would span ${hex(xenMaxP2mPfn)} pfns (${(xenMaxP2mPfn / 2 ** 28).toFixed(1)} TiB, nr_pages and extra memory up to max pages): more than the emulator holds (${hex(MAX_EMULATED_PAGES)}, 4 TiB); give dom0_mem a max:`,
+    );
+  }
+}
+
+function checkGuestSize(nrPages: number): void {
+  if (!Number.isSafeInteger(nrPages) || nrPages <= 0) throw new InputError(`nr_pages ${nrPages}: expected a positive whole number of pages`);
+  if (nrPages > MAX_EMULATED_PAGES) {
+    throw new InputError(`a guest of ${hex(nrPages)} pages (${(nrPages / 2 ** 28).toFixed(1)} TiB) is more than the emulator holds (${hex(MAX_EMULATED_PAGES)} pages, 4 TiB): give a smaller --dom0-mem`);
+  }
+}
+
+/** xen_memory_setup's result plus what setup_arch does next: mem=, max_pfn, max_low_pfn. */
+type BootSetup = MemorySetupResult & { xenE820: E820Entry[]; arch: ReturnType<typeof setupArchE820> };
+
+function withSetupArch(setup: MemorySetupResult, kernelMem: number | null): BootSetup {
+  const arch = setupArchE820(setup.kernelE820, kernelMem);
+  return { ...setup, xenE820: setup.kernelE820, kernelE820: arch.e820, maxPfn: arch.maxPfn, maxLowPfn: arch.maxLowPfn, arch };
+}
+
+/** max_pfn of the map before mem= */
+function endOfXenMap(setup: BootSetup): number {
+  return setupArchE820(setup.xenE820, null).maxPfn;
+}
+
 export function emulate(input: EmulateInput): EmulatedGuest {
   const { profile } = input;
   const role = input.role ?? 'dom0';
   const seed = input.seed ?? 1;
   const config = effectiveConfig(profile, input.kconfig ?? null, input.config ?? {});
+  checkXenHostMap(input.machineE820 ?? input.hostE820, 'host map');
+  checkGuestSize(input.nrPages);
   const machine = new MachineMemory(input.machineE820 ?? input.hostE820, input.nrPages, seed);
-  const runs = nonRamRuns(input.hostE820);
-  const isHole = (pfn: number): boolean => runs.some((r) => pfn >= r.start && pfn < r.end);
+  const holes = new RunIndex(nonRamRuns(sanitizeE820(input.hostE820)));
+  const isHole = (pfn: number): boolean => holes.has(pfn);
   const ks = new KernelSpace(machine, input.nrPages, isHole, profile.pageOffset);
   const mem = new MemoryImage('mfn');
   const sharedInfo = Buffer.alloc(PAGE_SIZE);
@@ -63,7 +108,7 @@ export function emulate(input: EmulateInput): EmulatedGuest {
   startInfo.keepMapped = true;
   const flags = (role === 'dom0' ? SIF_PRIVILEGED | SIF_INITDOMAIN : 0) | (input.virtP2m4Tools ? SIF_VIRT_P2M_4TOOLS : 0);
   const history: { value: number; by: string }[] = [];
-  let setup: MemorySetupResult;
+  let setup: BootSetup;
   let buildBound: number;
   let archMaxPfn: number;
   let fll: bigint;
@@ -83,7 +128,7 @@ export function emulate(input: EmulateInput): EmulatedGuest {
     if (profile.mirror === 'early') tree.buildMfnListList();
     // setup_arch → xen_memory_setup
     const setupInput = { hostE820: input.hostE820, nrPages: input.nrPages, maxPages: input.maxPages, role, pagesLimit: limit };
-    setup = profile.treeVariant === '3.18' ? memorySetup318(setupInput, tree, machine) : memorySetup38(setupInput, tree, machine);
+    setup = withSetupArch(profile.treeVariant === '3.18' ? memorySetup318(setupInput, tree, machine) : memorySetup38(setupInput, tree, machine), input.kernelMem ?? null);
     history.push(...setup.history);
     // xen_pagetable_init
     if (profile.mirror === 'early') {
@@ -112,8 +157,10 @@ export function emulate(input: EmulateInput): EmulatedGuest {
     mfnListVa = lin.xenList[0]!.va;
     history.push({ value: lin.xenMaxP2mPfn, by: 'xen_build_dynamic_phys_to_machine (ALIGN(nr_pages, 512))' });
     const pagesLimit = role === 'domU' && config['CONFIG_XEN_512GB'] === 'y' ? PAGES_LIMIT_512GB : PAGES_LIMIT_4X; // xen_get_pages_limit
-    setup = memorySetup4x({ hostE820: input.hostE820, nrPages: input.nrPages, maxPages: input.maxPages, role, pagesLimit }, lin, machine);
+    const reserveIbft = profile.ibftReserve && config['CONFIG_ISCSI_IBFT_FIND'] === 'y';
+    setup = withSetupArch(memorySetup4x({ hostE820: input.hostE820, nrPages: input.nrPages, maxPages: input.maxPages, role, pagesLimit, reserveIbft }, lin, machine), input.kernelMem ?? null);
     history.push(...setup.history);
+    checkP2mSpan(lin.xenMaxP2mPfn);
     // xen_pagetable_init: p2m setup (vmalloc), build, remap, shared info
     const size = lin.vmalloc(setup.extraRegions);
     history.push({ value: lin.xenMaxP2mPfn, by: `xen_vmalloc_p2m_tree (area of ${hex(size)} bytes)` });
@@ -150,9 +197,9 @@ export function emulate(input: EmulateInput): EmulatedGuest {
   }
 
   messages.unshift(...setup.messages);
-  messages.push(...formatLinuxE820(setup.kernelE820, 'Xen'));
-  messages.push(`last_pfn = ${hex(setup.maxPfn)} max_arch_pfn = 0x400000000`);
-  messages.push(`last_pfn = ${hex(setup.maxLowPfn)} max_arch_pfn = 0x400000000`);
+  messages.push(...formatLinuxE820(setup.xenE820, 'Xen'));
+  messages.push(...setup.arch.messages);
+  const notes = setup.arch.cap ? [describeCap(setup.arch.cap, endOfXenMap(setup), setup.maxPfn)] : [];
 
   // kernel variables every profile has
   ks.defineVar('max_pfn', BigInt(setup.maxPfn));
@@ -183,6 +230,9 @@ export function emulate(input: EmulateInput): EmulatedGuest {
     p2mGeneration: 0n,
   });
   mem.sharedInfo = sharedInfo;
+  // Xen's shared_info page lies in host RAM at the machine address start_info.shared_info names: a dump of
+  // the host (dom0's kdump) holds it there; writers that follow the p2m never reach it (no pfn maps it)
+  mem.setFrame(sharedInfoMfn, sharedInfo);
   mem.cr3 = BigInt(laid.cr3Frame) * BigInt(PAGE_SIZE);
   mem.symbols = laid.symbols;
   mem.maxFrame = machine.maxMfn - 1;
@@ -197,7 +247,7 @@ export function emulate(input: EmulateInput): EmulatedGuest {
     kernelMaxPfn: setup.maxPfn,
     buildBound,
     xenMaxP2mPfnHistory: history,
-    identity: runs,
+    identity: setup.runs,
     remapped: setup.remapped,
     released: setup.released,
     extraRegions: setup.extraRegions.filter((r) => r.end > r.start),
@@ -206,7 +256,7 @@ export function emulate(input: EmulateInput): EmulatedGuest {
     seed,
   };
   mem.formatFacts = { kind: 'snapshot', boot: facts };
-  return { image: mem, facts };
+  return { image: mem, facts, notes, work: { machineBlocks: machine.blocksDrawn, findSteps: setup.findSteps, holeProbes: holes.probes } };
 }
 
 function mergeRuns(rs: { start: number; end: number }[]): { start: number; end: number }[] {

@@ -36,10 +36,17 @@ export class P2mPage extends KPage {
   lazyLimit = 0;
   lazyMachine: MachineMemory | null = null;
 
-  /** A page whose entries all read INVALID_P2M_ENTRY (p2m_init). */
+  /** A page whose entries all read INVALID_P2M_ENTRY (p2m_init); no bytes are held until one entry changes. */
   initInvalid(): this {
-    this.buf().fill(0xff);
+    this.data = null;
+    this.lazyBase = -1;
+    this.lazyMachine = null;
     return this;
+  }
+
+  /** every entry INVALID and nothing materialised (a fresh or initInvalid page) */
+  isAllInvalid(): boolean {
+    return this.data === null && this.lazyBase < 0;
   }
 
   /** Entries come from Xen's initial mfn_list: mfn of basePfn+i while < limit, INVALID after. */
@@ -139,6 +146,7 @@ export class P2mPage extends KPage {
     b.writeUInt32LE(Math.floor(mfn / TWO32), i * 8 + 4);
   }
   setInvalid(i: number): void {
+    if (this.isAllInvalid()) return; // already INVALID: writing it would only materialise the page
     const b = this.buf();
     b.writeUInt32LE(INVALID_P2M_ENTRY_WORD, i * 8);
     b.writeUInt32LE(INVALID_P2M_ENTRY_WORD, i * 8 + 4);
@@ -334,7 +342,7 @@ export class KernelSpace {
       if (p === l4) continue;
       const frame = frameOfPage(p);
       if (p instanceof P2mPage) {
-        if (p.isLazy()) mem.setFrame(frame, (out) => p.generate(out));
+        if (p.isLazy() || p.isAllInvalid()) mem.setFrame(frame, (out) => p.generate(out));
         else mem.setFrame(frame, p.buf());
       } else if (p instanceof PtrPage) {
         const b = Buffer.alloc(PAGE_SIZE);

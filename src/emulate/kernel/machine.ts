@@ -35,6 +35,10 @@ interface Extent {
 const MAX_EXTENT_ORDER = 14;
 /** Host frames Xen keeps for itself below this frame (its image, heap start) and never gives dom0. */
 const XEN_LOW_RESERVED_FRAMES = 0x100;
+/** Hosts with at most this much RAM (256 GiB) are cut into extents all at once (the layout every seed always had). */
+const WHOLE_HOST_PAGES = 2 ** 26;
+/** On larger hosts extents are drawn a window at a time: twice the guest, and at least this many pages. */
+const MIN_WINDOW_PAGES = 2 ** 20;
 
 export class MachineMemory {
   /** initial allocation, sorted by pfn */
@@ -42,43 +46,48 @@ export class MachineMemory {
   private readonly mfnStart: Float64Array;
   private readonly extLen: Float64Array;
   /** host frames not given to the guest, as a stack of extents (for populate / Xen pages) */
-  private readonly free: { mfn: number; len: number }[];
+  private free: { mfn: number; len: number }[];
   /** highest host RAM frame + 1 (XENMEM_maximum_ram_page) */
   readonly maxMfn: number;
   /** frames handed out after the initial allocation, mfn by pfn */
   private readonly extra = new Map<number, number>();
+  private readonly rng: Rng;
+  /** host RAM as frame ranges, and how far drawBlocks has cut them into extents */
+  private readonly ram: { start: number; end: number }[] = [];
+  private ramIndex = 0;
+  private ramNext = 0;
+  /** extents cut from host RAM so far (bounded by the guest's needs, not by the host's size) */
+  blocksDrawn = 0;
 
   /**
    * Back pfns [0, nrPages) with machine frames taken from host RAM in shuffled power-of-two
    * extents. Throws when the host has too little RAM.
    */
   constructor(hostE820: E820Entry[], nrPages: number, seed: number) {
-    const rng = new Rng(seed);
-    const blocks: { mfn: number; len: number }[] = [];
+    this.rng = new Rng(seed);
     let maxMfn = 0;
+    let total = 0;
     for (const e of hostE820) {
       if (e.type !== E820_RAM) continue;
-      let s = Math.max(Math.ceil(e.addr / PAGE_SIZE), XEN_LOW_RESERVED_FRAMES);
+      const s = Math.max(Math.ceil(e.addr / PAGE_SIZE), XEN_LOW_RESERVED_FRAMES);
       const end = Math.floor((e.addr + e.size) / PAGE_SIZE);
       maxMfn = Math.max(maxMfn, end);
-      while (s < end) {
-        const len = Math.min(end - s, 2 ** (4 + rng.below(MAX_EXTENT_ORDER - 3)));
-        blocks.push({ mfn: s, len });
-        s += len;
+      if (s < end) {
+        this.ram.push({ start: s, end });
+        total += end - s;
       }
     }
-    // Fisher–Yates shuffle: machine order unrelated to pfn order.
-    for (let i = blocks.length - 1; i > 0; i--) {
-      const j = rng.below(i + 1);
-      const t = blocks[i]!;
-      blocks[i] = blocks[j]!;
-      blocks[j] = t;
-    }
+    this.ramNext = this.ram[0]?.start ?? 0;
+    const blocks = this.drawBlocks(total <= WHOLE_HOST_PAGES ? total : Math.max(2 * nrPages, MIN_WINDOW_PAGES));
     const ext: Extent[] = [];
     let pfn = 0;
     let bi = 0;
     while (pfn < nrPages) {
-      const b = blocks[bi++];
+      let b = blocks[bi++];
+      if (!b) {
+        for (const more of this.drawBlocks(Math.max(nrPages - pfn, MIN_WINDOW_PAGES))) blocks.push(more);
+        b = blocks[bi - 1];
+      }
       if (!b) throw new Error(`host RAM too small for ${nrPages} guest pages`);
       const len = Math.min(b.len, nrPages - pfn);
       ext.push({ pfn, mfn: b.mfn, len });
@@ -90,6 +99,32 @@ export class MachineMemory {
     this.extLen = Float64Array.from(ext, (e) => e.len);
     this.free = blocks.slice(bi);
     this.maxMfn = maxMfn;
+  }
+
+  /** The next extents of host RAM (in address order) covering at least `pages` pages, shuffled (Fisher–Yates). */
+  private drawBlocks(pages: number): { mfn: number; len: number }[] {
+    const blocks: { mfn: number; len: number }[] = [];
+    let drawn = 0;
+    while (drawn < pages && this.ramIndex < this.ram.length) {
+      const r = this.ram[this.ramIndex]!;
+      const len = Math.min(r.end - this.ramNext, 2 ** (4 + this.rng.below(MAX_EXTENT_ORDER - 3)));
+      blocks.push({ mfn: this.ramNext, len });
+      drawn += len;
+      this.ramNext += len;
+      if (this.ramNext >= r.end) {
+        this.ramIndex++;
+        this.ramNext = this.ram[this.ramIndex]?.start ?? 0;
+      }
+    }
+    this.blocksDrawn += blocks.length;
+    // machine order unrelated to pfn order
+    for (let i = blocks.length - 1; i > 0; i--) {
+      const j = this.rng.below(i + 1);
+      const t = blocks[i]!;
+      blocks[i] = blocks[j]!;
+      blocks[j] = t;
+    }
+    return blocks;
   }
 
   /** The machine frame Xen gave pfn at build time (or later via populate), or -1. */
@@ -170,6 +205,7 @@ export class MachineMemory {
   }
 
   private takeFree(): number {
+    if (this.free.length === 0) this.free = this.drawBlocks(MIN_WINDOW_PAGES);
     const b = this.free[this.free.length - 1];
     if (!b) throw new Error('host has no free frames left');
     const mfn = b.mfn;

@@ -1,5 +1,6 @@
-// xen_memory_setup (arch/x86/xen/setup.c): v3.8.13 (identity + release + populate back) and v4.4.155
-// (identity + remap, extra memory for the remapped pages). linux-p2m.md §1.4, §2, §3.
+// xen_memory_setup (arch/x86/xen/setup.c): v3.8.13 (identity + release + populate back), v4.4.155
+// (identity + remap, extra memory for the remapped pages) and v6.5's iBFT reservation (9338c2233b97).
+// linux-p2m.md §1.4, §2, §3; docs/spec-notes/xen-dom0-map.md.
 import type { E820Entry } from '../../inputs/e820.js';
 import type { PfnRange } from '../../common/pfn-range.js';
 import type { RemapRecord } from '../../inputs/boot-facts.js';
@@ -15,6 +16,11 @@ export const ISA_START_ADDRESS = 0xa0000;
 export const ISA_END_ADDRESS = 0x100000;
 /** XEN_EXTRA_MEM_MAX_REGIONS */
 export const XEN_EXTRA_MEM_MAX_REGIONS = 128;
+/** include/linux/iscsi_ibft.h IBFT_START / IBFT_END: where reserve_ibft_region() searches for the iBFT. */
+export const IBFT_START = 0x80000;
+export const IBFT_END = 0x100000;
+/** MAX_ARCH_PFN on x86-64 with 4-level paging: 1 << (MAX_PHYSMEM_BITS 46 - PAGE_SHIFT) ("max_arch_pfn = 0x400000000"). */
+export const MAX_ARCH_PFN = 2 ** 34;
 
 const pfnDown = (a: number): number => Math.floor(a / PAGE_SIZE);
 const pfnUp = (a: number): number => Math.ceil(a / PAGE_SIZE);
@@ -36,6 +42,29 @@ export function nonRamRuns(map: E820Entry[]): PfnRange[] {
     }
   });
   return runs;
+}
+
+/**
+ * A membership test for sorted, disjoint runs (nonRamRuns' output): binary search, so a boot that asks
+ * about every page it allocates stays O(pages · log runs). `probes` counts the comparisons made.
+ */
+export class RunIndex {
+  probes = 0;
+  constructor(private readonly runs: PfnRange[]) {}
+
+  has(pfn: number): boolean {
+    let lo = 0;
+    let hi = this.runs.length - 1;
+    while (lo <= hi) {
+      this.probes++;
+      const mid = (lo + hi) >>> 1;
+      const r = this.runs[mid]!;
+      if (pfn < r.start) hi = mid - 1;
+      else if (pfn >= r.end) lo = mid + 1;
+      else return true;
+    }
+    return false;
+  }
 }
 
 /** The p2m operations memory setup needs, provided by the tree or the linear list. */
@@ -66,6 +95,11 @@ export interface MemorySetupInput {
   role: 'dom0' | 'domU';
   /** MAX_DOMAIN_PAGES (3.x) or xen_get_pages_limit (4.x) */
   pagesLimit: number;
+  /**
+   * 6.5+ with CONFIG_ISCSI_IBFT_FIND (9338c2233b97): dom0 adds a reserved [IBFT_START, IBFT_END) to the map
+   * Xen gave it before sanitising, so the RAM there becomes identity and is remapped
+   */
+  reserveIbft?: boolean;
 }
 
 export interface MemorySetupResult {
@@ -80,6 +114,10 @@ export interface MemorySetupResult {
   remapped: RemapRecord[];
   /** 4.x: the deferred remap list (source, target) run by xen_remap_memory */
   pendingRemap: { from: number; to: number; size: number }[];
+  /** the non-RAM runs of the map the kernel worked on (after its own additions, e.g. the iBFT window) */
+  runs: PfnRange[];
+  /** map entries xen_find_pfn_range looked at (RamRangeCursor.steps; 0 where it is not used) */
+  findSteps: number;
   messages: string[];
   history: { value: number; by: string }[];
 }
@@ -132,8 +170,8 @@ function xenGetMaxPages4x(input: MemorySetupInput): number {
   return Math.min(maxPages, input.pagesLimit);
 }
 
-/** e820_end_of_ram_pfn over the kernel's map, overall and below 4 GiB. */
-function endOfRam(map: E820Entry[], limitPfn: number): number {
+/** e820_end_pfn (e820__end_of_ram_pfn / …_low_ram_pfn): the end of RAM below limitPfn, capped at MAX_ARCH_PFN. */
+export function endOfRam(map: E820Entry[], limitPfn: number): number {
   let last = 0;
   for (const e of map) {
     if (e.type !== E820_RAM) continue;
@@ -142,7 +180,7 @@ function endOfRam(map: E820Entry[], limitPfn: number): number {
     if (s >= limitPfn) continue;
     last = Math.max(last, Math.min(en, limitPfn));
   }
-  return last;
+  return Math.min(last, MAX_ARCH_PFN);
 }
 
 function finishKernelE820(entries: E820Entry[]): { e820: E820Entry[]; maxPfn: number; maxLowPfn: number } {
@@ -298,20 +336,40 @@ export function memorySetup38(input: MemorySetupInput, p2m: P2mOps, machine: Mac
   extra = Math.min(EXTRA_MEM_RATIO * Math.min(maxPfn, MAXMEM_PAGES), extra);
   const { out, extraRegions } = e820LoopWithExtra38(map, memEnd, extra, p2m, history);
   const fin = finishKernelE820(out);
-  return { kernelE820: fin.e820, maxPfn: fin.maxPfn, maxLowPfn: fin.maxLowPfn, extraRegions, released: released + populated, identity, remapped, pendingRemap: [], messages, history };
+  return { kernelE820: fin.e820, maxPfn: fin.maxPfn, maxLowPfn: fin.maxLowPfn, extraRegions, released: released + populated, identity, remapped, pendingRemap: [], runs: nonRamRuns(map), findSteps: 0, messages, history };
 }
 
-/** xen_find_pfn_range: the next E820 RAM stretch at/after *minPfn. */
-function findPfnRange(map: E820Entry[], minPfn: number): { start: number; size: number } {
-  for (const e of map) {
-    if (e.type !== E820_RAM) continue;
-    const ePfn = pfnDown(e.addr + e.size);
-    if (ePfn <= minPfn) continue;
-    const sPfn = pfnUp(e.addr);
-    if (sPfn <= minPfn) return { start: minPfn, size: ePfn - minPfn };
-    return { start: sPfn, size: ePfn - sPfn };
+/**
+ * xen_find_pfn_range: the next E820 RAM stretch at/after minPfn. Linux rescans the map from its start on
+ * every call; the callers ask for non-decreasing pfns, so a cursor that never passes the entry it last
+ * returned gives the same answers with every entry visited once (`steps` counts the entries looked at).
+ * `v318`: v3.18.30's test `e_pfn < min`, which still returns an entry ending exactly at minPfn.
+ */
+export class RamRangeCursor {
+  steps = 0;
+  private i = 0;
+  private last = 0;
+
+  constructor(
+    private readonly map: E820Entry[],
+    private readonly v318 = false,
+  ) {}
+
+  find(minPfn: number): { start: number; size: number } {
+    if (minPfn < this.last) this.i = 0; // not monotonic: start over, as Linux does
+    this.last = minPfn;
+    for (; this.i < this.map.length; this.i++) {
+      this.steps++;
+      const e = this.map[this.i]!;
+      if (e.type !== E820_RAM) continue;
+      const ePfn = pfnDown(e.addr + e.size);
+      if (this.v318 ? ePfn < minPfn : ePfn <= minPfn) continue;
+      const sPfn = pfnUp(e.addr);
+      if (sPfn <= minPfn) return { start: minPfn, size: ePfn - minPfn };
+      return { start: sPfn, size: ePfn - sPfn };
+    }
+    return { start: minPfn, size: 0 };
   }
-  return { start: minPfn, size: 0 };
 }
 
 /** REMAP_SIZE: mfns one remap record page holds (P2M_PER_PAGE − 3). */
@@ -324,7 +382,11 @@ export function memorySetup4x(input: MemorySetupInput, p2m: P2mOps & { xenP2mSiz
   const maxPfn0 = Math.min(input.pagesLimit, input.nrPages);
   const memEnd = maxPfn0 * PAGE_SIZE;
   let map = input.hostE820.map((e) => ({ ...e }));
-  if (input.role === 'dom0') map = map.map((e) => (e.type === E820_UNUSABLE ? { ...e, type: E820_RAM } : e)); // xen_ignore_unusable
+  if (input.role === 'dom0') {
+    map = map.map((e) => (e.type === E820_UNUSABLE ? { ...e, type: E820_RAM } : e)); // xen_ignore_unusable
+    // 6.5+: "Reserve 0.5 MiB to 1 MiB region so iBFT can be found" (reserved wins over RAM when sanitised)
+    if (input.reserveIbft) map.push({ addr: IBFT_START, size: IBFT_END - IBFT_START, type: E820_RESERVED });
+  }
   map = sanitizeE820(map);
   let maxPages = xenGetMaxPages4x(input);
   const runs = nonRamRuns(map);
@@ -373,6 +435,7 @@ export function memorySetup4x(input: MemorySetupInput, p2m: P2mOps & { xenP2mSiz
   const pendingRemap: { from: number; to: number; size: number }[] = [];
   const remapped: RemapRecord[] = [];
   let remapPfn = 0;
+  const ram = new RamRangeCursor(map);
   for (const run of runs) {
     if (remapPfn === 0) remapPfn = maxPfn0;
     const n = run.end - run.start;
@@ -386,7 +449,7 @@ export function memorySetup4x(input: MemorySetupInput, p2m: P2mOps & { xenP2mSiz
         break;
       }
       if (cur + sz > maxPfn0) sz = maxPfn0 - cur;
-      const found = findPfnRange(map, remapPfn);
+      const found = ram.find(remapPfn);
       remapPfn = found.start;
       if (!found.size) {
         // release instead of remapping
@@ -410,20 +473,7 @@ export function memorySetup4x(input: MemorySetupInput, p2m: P2mOps & { xenP2mSiz
     }
   }
   messages.push(`Released ${released} page(s)`);
-  return { kernelE820: fin.e820, maxPfn: fin.maxPfn, maxLowPfn: fin.maxLowPfn, extraRegions, released, identity: 0, remapped, pendingRemap, messages, history };
-}
-
-/** xen_find_pfn_range as in v3.18.30: an entry ending exactly at *minPfn still counts (`e_pfn < min`). */
-function findPfnRange318(map: E820Entry[], minPfn: number): { start: number; size: number } {
-  for (const e of map) {
-    if (e.type !== E820_RAM) continue;
-    const ePfn = pfnDown(e.addr + e.size);
-    if (ePfn < minPfn) continue;
-    const sPfn = pfnUp(e.addr);
-    if (sPfn <= minPfn) return { start: minPfn, size: ePfn - minPfn };
-    return { start: sPfn, size: ePfn - sPfn };
-  }
-  return { start: minPfn, size: 0 };
+  return { kernelE820: fin.e820, maxPfn: fin.maxPfn, maxLowPfn: fin.maxLowPfn, extraRegions, released, identity: 0, remapped, pendingRemap, runs, findSteps: ram.steps, messages, history };
 }
 
 /** xen_do_chunk(release): give back every pfn of [start, end) that has a frame; p2m := INVALID. */
@@ -503,6 +553,7 @@ export function memorySetup318(input: MemorySetupInput, p2m: P2mOps, machine: Ma
   let remappedPages = 0;
   let released = 0;
   let lastPfn = nr;
+  const ram = new RamRangeCursor(map, true);
   for (const run of nonRamRuns(map)) {
     let remapPfn = lastPfn;
     const n = run.end - run.start;
@@ -516,7 +567,7 @@ export function memorySetup318(input: MemorySetupInput, p2m: P2mOps, machine: Ma
         break;
       }
       if (cur + size > nr) size = nr - cur;
-      const found = findPfnRange318(map, remapPfn);
+      const found = ram.find(remapPfn);
       remapPfn = found.start;
       if (!found.size) {
         released += releaseChunk(p2m, machine, cur, Math.min(cur + left, nr));
@@ -546,5 +597,5 @@ export function memorySetup318(input: MemorySetupInput, p2m: P2mOps, machine: Ma
   // identity from the end of the last entry to ~0 (clamped to MAX_P2M_PFN by the tree)
   p2m.setRangeIdentity(pfnDown(lastAddr), Number.MAX_SAFE_INTEGER);
   const fin = finishKernelE820(out);
-  return { kernelE820: fin.e820, maxPfn: fin.maxPfn, maxLowPfn: fin.maxLowPfn, extraRegions, released, identity, remapped, pendingRemap: [], messages, history };
+  return { kernelE820: fin.e820, maxPfn: fin.maxPfn, maxLowPfn: fin.maxLowPfn, extraRegions, released, identity, remapped, pendingRemap: [], runs: nonRamRuns(map), findSteps: ram.steps, messages, history };
 }

@@ -111,8 +111,11 @@ export class P2mLinear {
     return this.set(pfn, value);
   }
 
-  /** xen_alloc_p2m_entry */
-  private allocEntry(pfn: number): void {
+  /**
+   * xen_alloc_p2m_entry. `thenInvalid`: the caller is about to set every entry of the new leaf INVALID
+   * (xen_inv_extra_mem), so an identity leaf's private copy is made INVALID at once instead of identity first.
+   */
+  private allocEntry(pfn: number, thenInvalid = false): void {
     const pmdIdx = Math.floor(pfn / PFNS_PER_PMD);
     let pte = this.pmds[pmdIdx]!;
     if (pte === this.missingPte || pte === this.identityPte) {
@@ -138,7 +141,7 @@ export class P2mLinear {
     if (cur === this.missing || cur === this.identity) {
       const leaf = this.ks.bootmem((p, va) => new P2mPage(p, va, 'bootmem'));
       const base = pfn - (pfn % P2M_PER_PAGE);
-      if (cur === this.missing) leaf.initInvalid();
+      if (cur === this.missing || thenInvalid) leaf.initInvalid();
       else leaf.initIdentity(base);
       this.p2mGeneration++;
       pte.slots[slot] = leaf;
@@ -174,18 +177,21 @@ export class P2mLinear {
     return TYPE_PFN;
   }
 
-  /** Type shared by all of [pfn, pfn+n), or -1 when mixed or any PFN (fast for lazily generated pages). */
+  /**
+   * Type shared by all of [pfn, pfn+n), or -1 when mixed or any PFN (fast for lazily generated pages; the
+   * part beyond xen_p2m_size is identity without looking at it).
+   */
   private uniformType(pfn: number, n: number): number {
     const t = this.elemType(pfn);
     if (t === TYPE_PFN) return -1;
-    for (let p = pfn + 1; p < pfn + n; p++) {
-      if (p < this.xenP2mSize) {
-        const leaf = this.xenList[Math.floor(p / P2M_PER_PAGE)]!;
-        if (leaf.isLazy() && leaf.lazyBase + (p % P2M_PER_PAGE) < leaf.lazyLimit) return -1;
-      }
+    const end = pfn + n;
+    const inList = Math.min(end, this.xenP2mSize);
+    for (let p = pfn + 1; p < inList; p++) {
+      const leaf = this.xenList[Math.floor(p / P2M_PER_PAGE)]!;
+      if (leaf.isLazy() && leaf.lazyBase + (p % P2M_PER_PAGE) < leaf.lazyLimit) return -1;
       if (this.elemType(p) !== t) return -1;
     }
-    return t;
+    return end > inList && t !== TYPE_IDENTITY ? -1 : t;
   }
 
   /**
@@ -239,9 +245,28 @@ export class P2mLinear {
     this.pmds = pmds;
     this.vmallocDone = true;
     this.xenP2mSize = this.xenMaxP2mPfn;
-    // xen_inv_extra_mem
-    for (const r of extraRegions) for (let p = r.start; p < r.end; p++) this.set(p, 'invalid');
+    // xen_inv_extra_mem: set_phys_to_machine(pfn, INVALID) for every extra pfn, a whole leaf at a time
+    for (const r of extraRegions) {
+      let p = r.start;
+      while (p < r.end) {
+        const leafEnd = Math.min(r.end, (Math.floor(p / P2M_PER_PAGE) + 1) * P2M_PER_PAGE);
+        if (p % P2M_PER_PAGE === 0 && leafEnd - p === P2M_PER_PAGE) this.invalidateLeaf(p);
+        else for (let q = p; q < leafEnd; q++) this.set(q, 'invalid');
+        p = leafEnd;
+      }
+    }
     return size;
+  }
+
+  /**
+   * The state 512 set_phys_to_machine(pfn, INVALID) calls leave on the leaf of `pfn` (512-aligned): beyond
+   * xen_p2m_size and on the shared missing leaf nothing changes; the shared identity leaf is replaced first
+   * (xen_alloc_p2m_entry, once, for the leaf's first pfn); then every entry reads INVALID.
+   */
+  private invalidateLeaf(pfn: number): void {
+    if (pfn >= this.xenP2mSize || this.leafOf(pfn) === this.missing) return;
+    if (this.leafOf(pfn) === this.identity) this.allocEntry(pfn, true);
+    else this.leafOf(pfn).initInvalid();
   }
 
   private sharedPte(leaf: P2mPage): PtePage {

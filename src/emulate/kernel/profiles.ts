@@ -17,6 +17,8 @@ export interface KernelProfile {
   buildBound: 'xen_max_p2m_pfn' | 'max_pfn';
   /** linear only: 4b511d5bfa74 (ALIGN(pfn+1, 512) hint) */
   maxPfnFix: boolean;
+  /** 9338c2233b97 (v6.5): dom0 reserves [IBFT_START, IBFT_END) in Xen's map when CONFIG_ISCSI_IBFT_FIND=y */
+  ibftReserve: boolean;
   /** direct-map base (__PAGE_OFFSET) */
   pageOffset: bigint;
   vmallocStart: bigint;
@@ -36,6 +38,7 @@ export const PROFILES: KernelProfile[] = [
     mirror: 'early',
     buildBound: 'xen_max_p2m_pfn',
     maxPfnFix: false,
+    ibftReserve: false,
     pageOffset: PAGE_OFFSET_LEGACY,
     vmallocStart: VMALLOC_START_LEGACY,
     defaults: { CONFIG_XEN_MAX_DOMAIN_MEMORY: '500' },
@@ -49,6 +52,7 @@ export const PROFILES: KernelProfile[] = [
     mirror: 'delayed',
     buildBound: 'xen_max_p2m_pfn',
     maxPfnFix: false,
+    ibftReserve: false,
     pageOffset: PAGE_OFFSET_LEGACY,
     vmallocStart: VMALLOC_START_LEGACY,
     defaults: { CONFIG_XEN_MAX_DOMAIN_MEMORY: '500' },
@@ -62,6 +66,7 @@ export const PROFILES: KernelProfile[] = [
     mirror: 'delayed',
     buildBound: 'max_pfn',
     maxPfnFix: false,
+    ibftReserve: false,
     pageOffset: PAGE_OFFSET_LEGACY,
     vmallocStart: VMALLOC_START_LEGACY,
     defaults: { CONFIG_XEN_MAX_DOMAIN_MEMORY: '500' },
@@ -75,6 +80,7 @@ export const PROFILES: KernelProfile[] = [
     mirror: 'delayed',
     buildBound: 'xen_max_p2m_pfn',
     maxPfnFix: false,
+    ibftReserve: false,
     pageOffset: PAGE_OFFSET_LEGACY,
     vmallocStart: VMALLOC_START_LEGACY,
     defaults: { CONFIG_XEN_MAX_DOMAIN_MEMORY: '500' },
@@ -88,6 +94,7 @@ export const PROFILES: KernelProfile[] = [
     mirror: 'delayed',
     buildBound: 'xen_max_p2m_pfn',
     maxPfnFix: false,
+    ibftReserve: false,
     pageOffset: PAGE_OFFSET_LEGACY,
     vmallocStart: VMALLOC_START_LEGACY,
     defaults: { CONFIG_XEN_BALLOON_MEMORY_HOTPLUG: 'y', CONFIG_XEN_BALLOON_MEMORY_HOTPLUG_LIMIT: '512', CONFIG_XEN_512GB: 'y' },
@@ -101,9 +108,24 @@ export const PROFILES: KernelProfile[] = [
     mirror: 'delayed',
     buildBound: 'xen_max_p2m_pfn',
     maxPfnFix: true,
+    ibftReserve: false,
     pageOffset: PAGE_OFFSET_L4,
     vmallocStart: VMALLOC_START_LEGACY,
     defaults: { CONFIG_XEN_MEMORY_HOTPLUG_LIMIT: '512', CONFIG_XEN_512GB: 'y' },
+  },
+  {
+    id: 'linux-6.5',
+    summary: 'linux-6.1, plus a dom0 that reserves 0x80000-0xfffff in Xen\'s map when CONFIG_ISCSI_IBFT_FIND=y (the RAM there is remapped too)',
+    source: 'linux v6.5 arch/x86/xen/setup.c xen_memory_setup (9338c2233b97 "iscsi_ibft: Fix finding the iBFT under Xen Dom 0")',
+    layout: 'linear',
+    treeVariant: '3.8',
+    mirror: 'delayed',
+    buildBound: 'xen_max_p2m_pfn',
+    maxPfnFix: true,
+    ibftReserve: true,
+    pageOffset: PAGE_OFFSET_L4,
+    vmallocStart: VMALLOC_START_LEGACY,
+    defaults: { CONFIG_XEN_MEMORY_HOTPLUG_LIMIT: '512', CONFIG_XEN_512GB: 'y', CONFIG_ISCSI_IBFT_FIND: 'y' },
   },
 ];
 

@@ -1,0 +1,101 @@
+// The last step of `npm run build` (docs/bench-notes.md "Cold start"): one esbuild bundle per entry point —
+// the CLI and each piscina worker — written over tsc's output of that entry (dist/src/cli.js,
+// dist/workers/*.js), so every path that spawns or loads them (tests, bin, npm start, the pools) gets the
+// bundle with nothing else changed; `npx tsc` alone puts the unbundled entries back, and both work.
+// A cold `node dist/src/cli.js …` then reads and compiles one file instead of resolving ~120 modules.
+//
+// import.meta.url: inside a bundle every module would see the bundle's URL, but modules find their
+// neighbours by it (the worker files, dist/wasm/page-flags.wasm, native/, package.json). Each project
+// module's `import.meta.url` is therefore rewritten to the URL its tsc output has in dist/, computed from
+// the bundle's own URL, so those lookups resolve exactly as in the unbundled build.
+// Packages that find files beside their own code (piscina's worker script, bullmq's sandbox, zstd-wasm's
+// .wasm, msgpackr's optional native extractor) stay external and load from node_modules as before.
+// Source maps (FILE.js.map, sources = the TypeScript files) are kept: `node --enable-source-maps` names
+// the .ts files in stack traces.
+//
+// usage: node scripts/bundle.mjs [DIST]   (DIST defaults to <repo>/dist; tsc must have run into it)
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const DIST = path.resolve(process.argv[2] ?? path.join(ROOT, 'dist'));
+
+/** Loaded at run time from node_modules, never bundled (see the header). */
+const EXTERNAL = ['piscina', 'bullmq', 'ioredis', '@bokuweb/zstd-wasm', 'msgpackr-extract'];
+/**
+ * msgpackr's Node entry loads an optional native string extractor (a .node addon found through
+ * detect-libc and node-gyp-build: ~18 ms of a cold start); the .p2ms reader unpacks a few KiB of
+ * metadata, which the plain JavaScript decoder (unpack.js, a third of the package) decodes identically.
+ * The emulator's writer gets the plain JavaScript entry (index.js: pack and unpack).
+ */
+const MSGPACKR_DIR = path.join(ROOT, 'node_modules', 'msgpackr');
+const MSGPACKR_UNPACK_ONLY = new Set([path.join(ROOT, 'src', 'formats', 'p2ms.ts')]);
+
+/** Entry points: source → the tsc output path the bundle replaces. */
+const ENTRIES = [
+  { src: 'src/cli.ts', out: 'src/cli.js' },
+  ...fs
+    .readdirSync(path.join(ROOT, 'workers'))
+    .filter((f) => f.endsWith('.ts'))
+    .sort()
+    .map((f) => ({ src: `workers/${f}`, out: `workers/${f.replace(/\.ts$/, '.js')}` })),
+];
+
+/** CommonJS packages inside an ESM bundle call require() for Node built-ins: give them a real one. */
+const BANNER = "import { createRequire as __p2mCreateRequire } from 'node:module'; const require = __p2mCreateRequire(import.meta.url);";
+
+const IMPORT_META_URL = /\bimport\.meta\.url\b/g;
+
+/**
+ * Where the bundles' shared chunks go. Entries (dist/src/cli.js, dist/workers/*.js) and chunks all sit one
+ * directory below DIST, so one relative path from any of them reaches a module's tsc output.
+ */
+const CHUNK_DIR = 'bundle';
+
+/** Rewrites each project module's import.meta.url to its tsc output's URL (see the header); picks msgpackr's entry. */
+const moduleUrlPlugin = {
+  name: 'p2m-module-url',
+  setup(b) {
+    b.onLoad({ filter: /\.ts$/ }, (args) => {
+      if (args.path.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
+      const text = fs.readFileSync(args.path, 'utf8');
+      if (!text.includes('import.meta.url')) return { contents: text, loader: 'ts' };
+      const rel = `../${path.relative(ROOT, args.path).replace(/\.ts$/, '.js').split(path.sep).join('/')}`;
+      return { contents: text.replace(IMPORT_META_URL, `new URL(${JSON.stringify(rel)}, import.meta.url).href`), loader: 'ts' };
+    });
+    b.onResolve({ filter: /^msgpackr$/ }, (args) => ({
+      path: path.join(MSGPACKR_DIR, MSGPACKR_UNPACK_ONLY.has(args.importer) ? 'unpack.js' : 'index.js'),
+    }));
+  },
+};
+
+for (const e of ENTRIES) {
+  if (!fs.existsSync(path.join(DIST, e.out))) throw new Error(`${path.join(DIST, e.out)} is missing: run tsc -p tsconfig.json first`);
+}
+fs.rmSync(path.join(DIST, CHUNK_DIR), { recursive: true, force: true });
+// one build with code splitting: a command's modules (and the packages only it uses) load when it runs,
+// and the workers share the chunks they have in common with the CLI
+await build({
+  entryPoints: ENTRIES.map((e) => path.join(ROOT, e.src)),
+  outbase: ROOT,
+  outdir: DIST,
+  entryNames: '[dir]/[name]',
+  chunkNames: `${CHUNK_DIR}/[name]-[hash]`,
+  bundle: true,
+  splitting: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // whitespace and syntax only: names stay as written (profiles, and stack traces without source maps)
+  minifyWhitespace: true,
+  minifySyntax: true,
+  sourcemap: 'linked',
+  sourcesContent: false,
+  external: EXTERNAL,
+  banner: { js: BANNER },
+  plugins: [moduleUrlPlugin],
+  logLevel: 'warning',
+  allowOverwrite: true,
+});
