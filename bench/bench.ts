@@ -18,6 +18,9 @@
 //          commands per file (bench/fleet.ts).
 //  cold    node -e 0, --help, --version and the audit command's imports as interleaved children, then the
 //          issue-17 table: every row a ratio of figures of this run (bench/cold-start.ts).
+//  kdump   emulated dom0 crashes of --kdump-sizes GiB (default 64, 256) as a sparse ELF vmcore and a zstd
+//          makedumpfile dump: cat vs audit children, peak RSS, bytes one audit reads vs the pages it needs
+//          (bench/dom0-kdump.ts).
 // Prints one table per figure and a Goals table (PASS/MISS: report only), writes bench/results.json.
 //
 // Exit status: 0 when every measurement was taken (whatever the goals say), 1 when something really
@@ -45,6 +48,7 @@ import { type RealResult, benchReal, reportReal } from './real-save.js';
 import { type CorpusResult, benchCorpus, reportCorpus } from './corpus.js';
 import { type FleetResult, benchFleet, reportFleet } from './fleet.js';
 import { type ColdResult, benchCold, reportCold } from './cold-start.js';
+import { type KdumpResult, benchKdump, reportKdump } from './dom0-kdump.js';
 
 const RESULTS = path.join(ROOT, 'bench', 'results.json');
 
@@ -176,6 +180,14 @@ async function main(): Promise<number> {
       sectionS.cold = (performance.now() - t) / 1000;
     }
 
+    // 7. dom0 crash dumps (ELF vmcore, makedumpfile compressed) of --kdump-sizes GiB (bench/dom0-kdump.ts)
+    const kdumps: KdumpResult[] = [];
+    if (on('kdump')) {
+      const t = performance.now();
+      for (const size of opts.kdumpSizes) kdumps.push(await benchKdump(size, opts, runner, tmp));
+      sectionS.kdump = (performance.now() - t) / 1000;
+    }
+
     const loadEnd = os.loadavg();
     let text = '';
     text += `\np2m-audit benchmark; ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim() ?? '?'}), ${f0(os.totalmem() / GiB)} GiB RAM, node ${process.version}\n`;
@@ -214,6 +226,11 @@ async function main(): Promise<number> {
       text += o.text;
       goals.push(...o.goals);
     }
+    if (on('kdump')) {
+      const o = reportKdump(kdumps, opts.reps);
+      text += o.text;
+      goals.push(...o.goals);
+    }
     if (goals.length) {
       text += '\n== Goals (report only: a MISS does not change the exit status; info rows have no goal) ==\n';
       text += table(['section', 'goal', 'for', 'measured', 'result'], goals.map((g) => [g.section, g.goal, g.subject, g.value, g.pass === null ? 'info' : g.pass ? 'PASS' : 'MISS']), 3);
@@ -225,6 +242,7 @@ async function main(): Promise<number> {
     if (corpus?.error) failures.push(`corpus: ${corpus.error}`);
     if (fleet?.error) failures.push(`fleet: ${fleet.error}`);
     if (cold?.error) failures.push(`cold start: ${cold.error}`);
+    for (const k of kdumps) for (const e of [k.error, ...k.files.map((f) => f.error && `${f.kind}: ${f.error}`)]) if (e) failures.push(`kdump ${k.sizeGiB} GiB: ${e}`);
     if (failures.length) text += `\nFailures\n${failures.map((f) => `  ${f.split('\n').join('\n    ')}\n`).join('')}`;
     for (const prof of profiles) {
       text += `\nCPU profile of one ${prof.label} (${f3(prof.wallS)} s wall, profiler on): top self time per thread\n`;
@@ -248,6 +266,7 @@ async function main(): Promise<number> {
         sizesGiB: opts.sizes,
         streamSizesGiB: streamWanted,
         streamSizesAuto: opts.streamSizes === 'auto',
+        kdumpSizesGiB: opts.kdumpSizes,
         corpusFiles: opts.corpusFiles,
         reps: opts.reps,
         profile: PROFILE_ID,
@@ -266,6 +285,7 @@ async function main(): Promise<number> {
       corpus,
       fleet,
       cold,
+      kdumps,
       goals,
       cpuProfiles: profiles,
     };

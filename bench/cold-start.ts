@@ -107,7 +107,7 @@ export function reportCold(c: ColdResult | null, p2ms: SizeResult[], corpus: Cor
     { row: '`audit` child, 1 TiB .p2ms / cat', num: s1T?.audit?.['j2']?.medianS, den: s1T?.cat?.medianS, goal: COLD_GOALS.audit1T },
     { row: '`audit` child, 64 GiB .p2ms / cat', num: s64?.audit?.['j2']?.medianS, den: s64?.cat?.medianS, goal: COLD_GOALS.audit64G },
     { row: '`--help` / node -e 0', num: c?.children[1]?.medianS, den: node0, goal: COLD_GOALS.help },
-    { row: `scan of the ${corpus?.files ?? '-'}-file corpus / cat of the same files`, num: corpus?.scan?.wallS, den: corpus?.catS, goal: COLD_GOALS.scan },
+    { row: `scan of the ${corpus ? `${corpus.files}-file ` : ''}corpus / cat of the same files`, num: corpus?.scan?.wallS, den: corpus?.catS, goal: COLD_GOALS.scan },
     { row: 'real 96 MB xl save audit / cat', num: real?.figures?.audit.medianS, den: real?.figures?.cat.medianS, goal: COLD_GOALS.real },
   ];
   s += '\n== Issue 17: cold start and per-file cost, each row a ratio of two figures of this run (goal: at most) ==\n\n';

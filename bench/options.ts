@@ -7,6 +7,9 @@ const QUICK_SIZES = [4, 16];
 export const DEFAULT_STREAM_SIZES = [16, 256];
 export const STREAM_FALLBACK_GiB = 64;
 const QUICK_STREAM_SIZES = [1, 4];
+/** dom0 crash-dump sizes (section kdump, bench/dom0-kdump.ts): issue 13's 64 and 256 GiB. */
+const DEFAULT_KDUMP_SIZES = [64, 256];
+const QUICK_KDUMP_SIZES = [4];
 /** Space left free on the temp dir's filesystem for everybody else while a stream exists. */
 export const DISK_RESERVE_BYTES = 6 * 2 ** 30;
 /** Files in the scan corpus. */
@@ -14,13 +17,15 @@ const DEFAULT_CORPUS_FILES = 2000;
 const QUICK_CORPUS_FILES = 200;
 
 const DEFAULT_REPS = 3;
-export const SECTIONS = ['p2ms', 'stream', 'real', 'corpus', 'fleet', 'cold'] as const;
+export const SECTIONS = ['p2ms', 'stream', 'real', 'corpus', 'fleet', 'cold', 'kdump'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface Options {
   sizes: number[];
   /** 'auto': DEFAULT_STREAM_SIZES with the fallback; a list: exactly these (a size that does not fit is skipped) */
   streamSizes: number[] | 'auto';
+  /** dom0 kdump sizes in GiB (section kdump) */
+  kdumpSizes: number[];
   corpusFiles: number;
   sections: Set<Section>;
   reps: number;
@@ -31,14 +36,16 @@ export interface Options {
 
 export class UsageError extends Error {}
 
-export const USAGE = `usage: npm run bench -- [--sizes LIST] [--stream-sizes LIST] [--corpus N] [--only LIST] [--quick] [--reps N] [--cpu-prof] [--rss auto|time|hook] [--keep]
+export const USAGE = `usage: npm run bench -- [--sizes LIST] [--stream-sizes LIST] [--kdump-sizes LIST] [--corpus N] [--only LIST] [--quick] [--reps N] [--cpu-prof] [--rss auto|time|hook] [--keep]
   --sizes LIST         .p2ms guest sizes in GiB (default ${DEFAULT_SIZES.join(',')})
   --stream-sizes LIST  save-stream guest sizes in GiB (default ${DEFAULT_STREAM_SIZES.join(',')}; a default size whose stream
                        does not fit on the temp dir's filesystem, keeping ${DISK_RESERVE_BYTES / GiB} GiB free, is replaced by ${STREAM_FALLBACK_GiB};
                        a size given here that does not fit is skipped)
+  --kdump-sizes LIST   dom0 crash-dump sizes in GiB (default ${DEFAULT_KDUMP_SIZES.join(',')}): a sparse ELF vmcore and a zstd
+                       makedumpfile dump of each, audited against cat (section kdump)
   --corpus N           files in the scan corpus (default ${DEFAULT_CORPUS_FILES})
   --only LIST          sections to run, of ${SECTIONS.join(',')} (default all)
-  --quick              smoke run: --sizes ${QUICK_SIZES.join(',')} --stream-sizes ${QUICK_STREAM_SIZES.join(',')} --corpus ${QUICK_CORPUS_FILES}
+  --quick              smoke run: --sizes ${QUICK_SIZES.join(',')} --stream-sizes ${QUICK_STREAM_SIZES.join(',')} --kdump-sizes ${QUICK_KDUMP_SIZES.join(',')} --corpus ${QUICK_CORPUS_FILES}
   --reps N             timed repetitions per figure, median reported (default ${DEFAULT_REPS})
   --cpu-prof           also run one audit child (--jobs 2) of the largest .p2ms size, the first stream and the real
                        save file under node --cpu-prof and summarise the top frames per thread
@@ -59,6 +66,7 @@ export function parseArgs(argv: string[]): Options {
   const o: Options = {
     sizes: DEFAULT_SIZES,
     streamSizes: 'auto',
+    kdumpSizes: DEFAULT_KDUMP_SIZES,
     corpusFiles: DEFAULT_CORPUS_FILES,
     sections: new Set(SECTIONS),
     reps: DEFAULT_REPS,
@@ -83,6 +91,9 @@ export function parseArgs(argv: string[]): Options {
       case '--stream-sizes':
         o.streamSizes = parseGiBList(name, value());
         break;
+      case '--kdump-sizes':
+        o.kdumpSizes = parseGiBList(name, value());
+        break;
       case '--corpus': {
         const n = Number(value());
         if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new UsageError('--corpus: expected a whole number of files from 1 to 1000000');
@@ -99,6 +110,7 @@ export function parseArgs(argv: string[]): Options {
       case '--quick':
         o.sizes = QUICK_SIZES;
         o.streamSizes = QUICK_STREAM_SIZES;
+        o.kdumpSizes = QUICK_KDUMP_SIZES;
         o.corpusFiles = QUICK_CORPUS_FILES;
         break;
       case '--reps': {

@@ -15,6 +15,7 @@ import type { AuditDomainOptions } from './commands/live.js';
 import type { SweepOpts } from './commands/sweep.js';
 import type { MfndumpView } from './report/mfndump.js';
 import { addFleetCommand } from './commands/fleet.js';
+import { addCommandHelp, DOM0_MEM_DEFAULT_TEXT, JOBS_RANGE_TEXT, outputError, parseJobs, parseSeed, SEED_RANGE_TEXT } from './commands/help-text.js';
 
 /** Exit code for a bad option, input or output (audit/verdict.ts EXIT_INPUT_ERROR; repeated so --help loads nothing). */
 const EXIT_INPUT_ERROR = 2;
@@ -27,21 +28,9 @@ function textCap(kind: TextInputKind): string {
 }
 const MIB = 1024 * 1024;
 
-function parseJobs(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('expected a whole number of worker threads from 1 to 256');
-  return n;
-}
-
 function parseCount(v: string): number {
   const n = /^0x[0-9a-f]+$/i.test(v) ? Number.parseInt(v.slice(2), 16) : /^\d+$/.test(v) ? Number(v) : NaN;
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a page count (decimal or 0x-hex), > 0');
-  return n;
-}
-
-function parseSeed(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new InvalidArgumentError('expected an integer seed from 0 to 4294967295');
   return n;
 }
 
@@ -87,6 +76,8 @@ Example (the OVM/UEK 3.8.13 dom0 case):
   p2m-audit audit dom0.p2ms`,
     )
     .showHelpAfterError('(run with --help for usage)')
+    // commander's own errors in our style (one "p2m-audit: " line, exit 2); inherited by every command
+    .configureOutput({ outputError })
     .exitOverride();
 
   program
@@ -98,12 +89,12 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .addOption(new Option('--role <role>', 'dom0 (built by Xen from dom0_mem=) or domU (built by libxl from --xl-config)').choices(['dom0', 'domU']).default('dom0'))
     .option('--xl-config <file>', `domU: the guest's xl config (memory, maxmem, e820_host, pci); with e820_host also give the host map (--e820 or --from-log) (${textCap('xl-config')})`)
     .option('--compare', 'set every predicted boot message beside the same line of --from-log (exit 1 if any differs)')
-    .option('--dom0-mem <spec>', "Xen's dom0_mem= value, e.g. 1g,max:1g, -512M, min:1g (no suffix = KiB)")
+    .option('--dom0-mem <spec>', `Xen's dom0_mem= value, e.g. 1g,max:1g, -512M, min:1g (no suffix = KiB; ${DOM0_MEM_DEFAULT_TEXT})`)
     .option('--nr-pages <n>', 'start_info.nr_pages directly (overrides --dom0-mem, the log and the xl config)', parseCount)
     .option('--max-pages <n>', "dom0's maximum reservation (d->max_pages) directly", parseCount)
-    .option('--seed <n>', 'seed for machine-frame assignment', parseSeed, 1)
+    .option('--seed <n>', `seed for machine-frame assignment (${SEED_RANGE_TEXT})`, parseSeed, 1)
     .option('--kconfig <file>', `the kernel's .config (/boot/config-*, plain or .gz): its Xen p2m symbols replace the profile's defaults (${textCap('kconfig')})`)
-    .option('--config <SYMBOL=VALUE>', 'one kernel config symbol (repeatable, applied last), e.g. XEN_MEMORY_HOTPLUG_LIMIT=0', collectConfig, {})
+    .addOption(new Option('--config <SYMBOL=VALUE>', 'one kernel config symbol (repeatable, applied last), e.g. XEN_MEMORY_HOTPLUG_LIMIT=0').argParser(collectConfig).default({}, 'none'))
     .option('-o, --output <file>', "write the emulated guest here (a file: images are binary, so '-' is refused)")
     .addOption(
       new Option('--format <fmt>', 'output format: p2ms (snapshot), xl-save (what `xl save` writes), libxc-stream (bare migration stream), xc-core (what `xl dump-core` writes), vmcore (a dom0 crash dump as the Xen kexec path and kdump write it), kdump-compressed (the same crash as makedumpfile -d 31 compresses it); all but p2ms get FILE.map beside them')
@@ -114,7 +105,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--force', 'replace an existing output file (and its FILE.map); never an input, a device or a FIFO')
     .option('--audit', 'audit the emulated guest at once (exit code as for audit)')
     .option('--json', 'JSON output')
-    .option('--jobs <n>', 'worker threads for --audit', parseJobs, Math.max(1, os.availableParallelism()))
+    .option('--jobs <n>', `worker threads for --audit (${JOBS_RANGE_TEXT})`, parseJobs, Math.max(1, os.availableParallelism()))
     .action(async (o: EmulateOpts) => {
       const { cmdEmulate } = await import('./commands/emulate.js');
       process.exitCode = await cmdEmulate(o);
@@ -124,7 +115,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .command('audit [file]')
     .description('compare the toolstack view (as save/restore walks it) with the guest\'s own p2m, page by page, and classify every difference')
     .option('--json', 'JSON output (schema p2m-audit/audit@1, see docs/json-report.md)')
-    .option('--jobs <n>', 'worker threads (guests up to 512 GiB are audited on the main thread: starting workers would cost more)', parseJobs, Math.max(1, os.availableParallelism()))
+    .option('--jobs <n>', `worker threads, ${JOBS_RANGE_TEXT} (guests up to 512 GiB are audited on the main thread: starting workers would cost more)`, parseJobs, Math.max(1, os.availableParallelism()))
     .addOption(new Option('--method <m>', 'force the toolstack walk: tree (frame list, as crash and Xen < 4.7) or list (linear p2m)').choices(['tree', 'list']))
     .option('--system-map <file>', `kernel symbols (System.map or /proc/kallsyms, plain or .gz) for images that carry none (default: FILE.map beside the image; ${textCap('system-map')})`)
     .option('--svg <file>', "also draw the pfn space (e820 regions, guest classes, remapped holes, the toolstack bound, fatal ranges) as an SVG picture ('-': the picture on stdout, the report on stderr)")
@@ -195,7 +186,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .command('scan [paths...]')
     .description('audit every image under the given files, directories and globs (detected by content; others are skipped), on one shared worker pool')
     .option('--json', 'JSON lines: one per file (schema p2m-audit/scan@1), then a summary line (docs/scan.md)')
-    .option('--jobs <n>', 'worker threads shared by all files', parseJobs, Math.max(1, os.availableParallelism()))
+    .option('--jobs <n>', `worker threads shared by all files (${JOBS_RANGE_TEXT})`, parseJobs, Math.max(1, os.availableParallelism()))
     .option('--out <file>', "append each result to this JSON-lines log as it completes (flushed per line); never one of the scanned files, never '-' (use --json)")
     .option('--resume', 'skip files already in the --out log (same path, size and mtime)')
     .option('--system-map <file>', `kernel symbols (System.map or /proc/kallsyms, plain or .gz) for save and dump-core files that have no FILE.map beside them (a file, read by every worker: not '-'; at most ${TEXT_INPUT_LIMITS['system-map'].maxBytes / MIB} MiB)`)
@@ -232,9 +223,9 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--profile <ids>', 'comma-separated profiles', profileIds().join(','))
     .option('--no-max', 'sweep dom0_mem=SIZE instead of dom0_mem=SIZE,max:SIZE')
     .option('--kconfig <file>', `the kernel's .config for every profile (${textCap('kconfig')})`)
-    .option('--config <SYMBOL=VALUE>', 'one kernel config symbol (repeatable)', collectConfig, {})
-    .option('--seed <n>', 'seed for machine-frame assignment', parseSeed, 1)
-    .option('--jobs <n>', 'worker threads', parseJobs, Math.max(1, os.availableParallelism()))
+    .addOption(new Option('--config <SYMBOL=VALUE>', 'one kernel config symbol (repeatable)').argParser(collectConfig).default({}, 'none'))
+    .option('--seed <n>', `seed for machine-frame assignment (${SEED_RANGE_TEXT})`, parseSeed, 1)
+    .option('--jobs <n>', `worker threads (${JOBS_RANGE_TEXT})`, parseJobs, Math.max(1, os.availableParallelism()))
     .option('--json', 'JSON output (schema p2m-audit/sweep@1)')
     .option('--csv', 'CSV output, one line per combination')
     .option('--svg <file>', "also draw the matrix as an SVG picture ('-': the picture on stdout, the matrix on stderr)")
@@ -253,6 +244,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
       else for (const p of PROFILES) process.stdout.write(`${p.id.padEnd(28)} ${p.summary}\n`);
     });
   addFleetCommand(program);
+  addCommandHelp(program);
   return program;
 }
 

@@ -12,7 +12,7 @@ import { cliScenarios, runCliScenarios, SCENARIO_CLASSES } from '../src/fuzz/sce
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-hardening-fuzz-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 /** Scenarios of each class run by `npm test` (the campaign, npm run fuzz -- --cli-scenarios, runs all). */
-const PER_CLASS = 4;
+const PER_CLASS = 3;
 const SEED = 20261203;
 const LIMITS: ScenarioLimits = { wallMs: 60_000, rssBytes: 512 * 1024 * 1024 };
 

@@ -81,6 +81,55 @@ describe.each([
   });
 });
 
+describe('odd lines: the lookup pass agrees with the whole-text index and the reference', () => {
+  // lines of every shape the format allows or refuses (test/symbols.test.ts's table, and more): each word of
+  // the text is looked up, and must come out as the index and the reference reader have it
+  const lines = [
+    'ffffffff81000000 T a',
+    '1 t x',
+    '  ffffffff81000000 T lead',
+    'ffffffff81000000  T two_blanks',
+    'ffffffff81000000 T crlf\r',
+    'ffffffff81000000 ? odd_type',
+    'ffffffff81000000 T name[x]',
+    '0ffffffff81000000 T seventeen_digits',
+    'ffffffff81000000 T',
+    'ffffffff81000000 TT two_letters',
+    'ffffffff81000000 T two words',
+    'ffffffff81000000 T nb\u00a0sp',
+    'ffffffff81000000 T trailing_nbsp\u00a0',
+    'ffffffff81000000 T mod [m]',
+    'ffffffff81000000 T mod []',
+    'ffffffffc0a01000 t mod_fn\t[xen_blkfront]',
+    'ffffffff81000100 t dup',
+    'ffffffff81000200 T dup',
+    'ffffffff81000300 T dup',
+    'ffffffff81000400 d only_local',
+    'ffffffff81000500 d only_local',
+    'ffffffff81000600 T a\u0085b',
+    'ffffffff81000700\tD\ttabbed\t',
+    'x',
+    '',
+  ];
+  it.each([
+    ['\n', lines.join('\n')],
+    ['\r\n', lines.join('\r\n')],
+    ['\n, no final newline', lines.join('\n') + '\nffffffff81000800 T last'],
+  ])('lines joined by %j', (_sep, text) => {
+    const words = new Set(text.split(/[\s[\]]+/).filter((w) => w !== ''));
+    const found = lookupSymbolText(text, words);
+    const idx = indexSymbolText(text);
+    const want = reference(text);
+    for (const w of words) {
+      const slot = idx.index.get(w);
+      expect(found.get(w), w).toBe(slot === undefined ? undefined : idx.digits[slot]);
+      expect(found.get(w), w).toBe(want.get(w));
+    }
+    expect(found.get('dup')).toBe('ffffffff81000200');
+    expect(found.get('mod')).toBeUndefined();
+  });
+});
+
 describe('loadSymbols: lazy, cached per file', () => {
   it('an audit of the real xl save reads its symbols in one pass, never indexing the whole map, with the report of a full table', async () => {
     const save = await gunzipCached(SAVE_GZ);

@@ -11,7 +11,7 @@
 // records); for a stream without vCPU records (the failed save itself), the kernel's per-cpu GDT
 // (gdt_page + __per_cpu_offset[cpu], read through the PV linear maps) and its start_info (xen_start_info).
 import type { GuestImage } from '../formats/guest-image.js';
-import { streamStopOf } from '../formats/guest-image.js';
+import { IMAGE_FORMAT_NAMES, streamStopOf } from '../formats/guest-image.js';
 import type { VcpuContext } from '../formats/vcpu-context.js';
 import { StreamImage } from '../formats/save-stream.js';
 import { FRAME_XTAB } from '../formats/save-stream-index.js';
@@ -215,7 +215,7 @@ function deferredTables(img: GuestImage, tool: ToolstackView, guest: GuestView, 
     return { tables: { pages: pfns.length, ranges: runsOf(pfns), source: 'stream types', walked: 0 }, superpage: null };
   }
   if (img.format !== 'xc-core') {
-    notes.push(`page tables: not walked (a ${img.format} image need not hold every page table the saver would read)`);
+    notes.push(`page tables: not walked (${IMAGE_FORMAT_NAMES[img.format]} need not hold every page table the saver would read)`);
     return none;
   }
   const ppm = pseudophysmap(img, tool, guest);

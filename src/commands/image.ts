@@ -2,6 +2,7 @@
 // `restore-check` (what the restore side would lose) and `inspect` (format, arch fields, symbols, facts).
 import { InputError } from '../common/errors.js';
 import { openImage } from '../formats/open-image.js';
+import { IMAGE_FORMAT_NAMES } from '../formats/guest-image.js';
 import { renderRestoreCheck, restoreCheck } from '../emulate/restore-check.js';
 import { renderMfndump, type MfndumpView } from '../report/mfndump.js';
 import { inspectImage, renderInspect } from '../report/inspect.js';
@@ -48,7 +49,7 @@ export function cmdRestoreCheck(file: string, o: { json?: boolean; systemMap?: s
   const img = openImage(file, symbolsOpt(o.systemMap));
   try {
     if (img.format !== 'xl-save' && img.format !== 'libxc-stream') {
-      throw new InputError(`${file}: is a ${img.format} image; restore-check reads xl save files and migration streams`);
+      throw new InputError(`${file}: is ${IMAGE_FORMAT_NAMES[img.format]}; restore-check reads xl save files and migration streams`);
     }
     const loss = restoreCheck(img);
     process.stdout.write(renderRestoreCheck(loss, !!o.json));

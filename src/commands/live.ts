@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { InputError } from '../common/errors.js';
 import { writeOutputText } from '../formats/output-file.js';
-import { domainLabel } from '../formats/live-domain.js';
+import { domainLabel, type LiveDomainImage } from '../formats/live-domain.js';
 import { renderJson } from '../report/json.js';
 import type { AuditReport } from '../audit/verdict.js';
 import { renderText } from '../report/text.js';
@@ -16,7 +16,6 @@ import { renderLiveP2m, toolstackPageTypes } from '../live/live-p2m.js';
 import { SummaryBuilder } from '../scan/summary.js';
 import { resultJson, resultText, type ScanResult } from '../scan/results.js';
 import { checkOutputs, symbolsOpt } from './common.js';
-import type { LiveDomainImage } from '../formats/live-domain.js';
 
 /** "could not get a consistent read" (issue 15: distinct from input errors). */
 export const EXIT_INCONSISTENT = 3;

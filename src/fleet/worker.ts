@@ -6,7 +6,8 @@
 // worker's stalled-job check puts the job back in the queue (BullMQ "Stalled jobs"). A thread that dies
 // or exceeds its heap limit fails only its attempt; BullMQ retries the job once (attempts: 2, set at
 // submission). SIGTERM or SIGINT: stop taking jobs, let the running ones finish, exit 0; a second signal
-// stops at once (the running jobs are left to stall and be taken up by another worker).
+// exits at once (143), also while Redis is unreachable (the running jobs stall and another worker takes
+// them up).
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker, type Job, type RedisOptions } from 'bullmq';
@@ -103,8 +104,9 @@ export async function runWorker(conn: FleetConnection, o: WorkerOptions): Promis
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (): void => {
       if (stopping) {
-        void worker.close(true).finally(() => resolve(EXIT_FORCED));
-        return;
+        // at once, even with the server unreachable (BullMQ's close waits for it): the running jobs stall
+        // and another worker takes them up (see the header)
+        process.exit(EXIT_FORCED);
       }
       stopping = true;
       o.warn('stopping: no new jobs; waiting for the running ones to finish (signal again to stop now)');

@@ -254,8 +254,14 @@ export class XcCoreImage implements GuestImage {
       for (let j = 0; j < n; j++) {
         const o = j * XEN_DUMPCORE_P2M_ENTRY_SIZE;
         if (isPadding(chunk, o)) continue;
-        pfns[k] = readU64(chunk, o)!;
-        gmfns[k] = readU64(chunk, o + P2M_ENTRY_GMFN)!;
+        const pfn = readU64(chunk, o);
+        const gmfn = readU64(chunk, o + P2M_ENTRY_GMFN);
+        if (pfn === null || gmfn === null) {
+          const field = pfn === null ? 'pfn' : 'gmfn';
+          throw new InputError(`${this.path}: offset ${at + o}: .xen_p2m entry ${first + j} has ${field} ${u64Hex(chunk, pfn === null ? o : o + P2M_ENTRY_GMFN)}, expected a frame number below 2^53 (or the all-ones padding pair)`);
+        }
+        pfns[k] = pfn;
+        gmfns[k] = gmfn;
         k++;
       }
     }

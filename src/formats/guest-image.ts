@@ -13,6 +13,17 @@ export type FrameSpace = 'mfn' | 'pfn';
 /** xen-live = a running domain read through Xen's foreign-memory interface (formats/live-domain.ts); xc-core = xl dump-core; vmcore = a Xen kdump ELF vmcore of a dom0; kdump-compressed = makedumpfile's diskdump format */
 export type ImageFormat = 'p2ms' | 'xc-core' | 'xl-save' | 'libxc-stream' | 'vmcore' | 'kdump-compressed' | 'xen-live';
 
+/** Each format as a message names it, with its article ("is an xl dump-core (xc_core) image"). */
+export const IMAGE_FORMAT_NAMES: Readonly<Record<ImageFormat, string>> = {
+  p2ms: 'a p2m-audit snapshot (.p2ms)',
+  'xc-core': 'an xl dump-core (xc_core) image',
+  'xl-save': 'an xl save file',
+  'libxc-stream': 'a libxc migration stream',
+  vmcore: 'a dom0 kdump (ELF vmcore)',
+  'kdump-compressed': 'a dom0 kdump (makedumpfile compressed)',
+  'xen-live': 'a running domain',
+};
+
 /** The reader interface: frames by number, where they lie in the file, and nothing else. */
 export interface FrameSource {
   /** the file read ('' for an image held in memory) */

@@ -9,7 +9,7 @@ import type { SymbolTable } from '../formats/symbols.js';
 import { openImage } from '../formats/open-image.js';
 import { isWalkFailure, readVirtU64, translate } from '../translate/page-walk.js';
 import { mapP2m } from '../views/toolstack-view.js';
-import { withDom0SharedInfo } from '../views/dom0-kdump.js';
+import { dom0SharedInfo, withDom0SharedInfo } from '../views/dom0-kdump.js';
 import { _PAGE_PRESENT, _PAGE_PSE, L1_SHIFT, L2_SHIFT, L3_SHIFT, L4_SHIFT, P2M_ENTRY_SIZE, P2M_PER_PAGE, PAGE_SHIFT, PAGE_SIZE, PT_LEVELS_64, PTE_SIZE, PTRS_PER_TABLE, START_INFO_NR_PAGES_OFFSET, hex } from '../xen/abi.js';
 import { fileReader, type Anatomy, type BaseReader, type FrameSite, type IntField, type PtStep, type Region } from './anatomy.js';
 import { layoutOf } from './anatomy-layouts.js';
@@ -180,7 +180,10 @@ function analyzeImage(img: GuestImage, a: Anatomy, r: BaseReader): void {
     a.highFrame = Math.max(a.highFrame, s.frame);
   };
   if (img.sharedInfo) {
-    a.sharedInfoOffsets = findAll(r, img.sharedInfo);
+    // a dom0 kdump holds it at its machine frame (searching a mostly-zero page through GiBs of zeros is quadratic)
+    const dom0 = dom0SharedInfo(img);
+    const at = dom0 ? img.frameOffset(dom0.maddr / PAGE_SIZE) : -1;
+    a.sharedInfoOffsets = dom0 ? (at >= 0 ? [at] : []) : findAll(r, img.sharedInfo);
     for (const off of a.sharedInfoOffsets) a.regions.push({ name: 'shared_info copy', start: off, length: PAGE_SIZE });
     if (a.sharedInfoOffsets.length === 0) a.notes.push('shared_info bytes not found in the file');
   } else {

@@ -22,14 +22,15 @@ export interface TextInputLimit {
 const MiB = 1024 * 1024;
 
 /**
- * The caps. A boot log or e820 paste is at most a dmesg (Linux's printk ring is at most 32 MiB:
- * init/Kconfig LOG_BUF_SHIFT range 12..25) plus Xen's console ring (16 KiB by default, console.c
- * _CONRING_SIZE); a kernel .config is ~250 KiB; an xl config a few KiB; a distribution System.map
- * 4–15 MiB (about 100–300 thousand symbols).
+ * The caps. A boot log or e820 paste is a dmesg (Linux's printk ring is at most 32 MiB: init/Kconfig
+ * LOG_BUF_SHIFT range 12..25) and Xen's console ring (16 KiB by default, console.c _CONRING_SIZE). A boot
+ * log is parsed whole (~9 bytes of memory per byte of junk: 32 MiB peaks near 300 MiB RSS); an e820 map is
+ * streamed, so its cap can be twice that. A kernel .config is ~250 KiB; an xl config a few KiB; a
+ * distribution System.map 4–15 MiB (about 100–300 thousand symbols).
  */
 export const TEXT_INPUT_LIMITS: Readonly<Record<TextInputKind, TextInputLimit>> = {
   e820: { what: 'the e820 map', maxBytes: 64 * MiB, gzip: false },
-  'boot-log': { what: 'the boot log', maxBytes: 64 * MiB, gzip: false },
+  'boot-log': { what: 'the boot log', maxBytes: 32 * MiB, gzip: false },
   kconfig: { what: 'the kernel config', maxBytes: 4 * MiB, gzip: true },
   'xl-config': { what: 'the xl config', maxBytes: 1 * MiB, gzip: false },
   'system-map': { what: 'the symbol file', maxBytes: 64 * MiB, gzip: true },

@@ -69,6 +69,10 @@ export function inspectImage(img: GuestImage): InspectInfo {
   };
 }
 
+/** What to do when the image carries no (or too few) kernel symbols: the guest views need them. */
+export const SYMBOLS_HINT =
+  "hint: the guest's own p2m needs the kernel's symbols: pass --system-map FILE (the guest kernel's System.map or /proc/kallsyms, plain or .gz), or put it beside the image as IMAGE.map";
+
 export function renderInspect(i: InspectInfo): string {
   const lines = [
     `file: ${i.file}`,
@@ -78,6 +82,7 @@ export function renderInspect(i: InspectInfo): string {
     `symbols: ${i.symbols.total} in all; p2m layout by symbols: ${i.symbols.layout}; found: ${i.symbols.found.join(', ') || 'none'}` +
       (i.symbols.missing.length ? `; missing: ${i.symbols.missing.join(', ')}` : ''),
   ];
+  if (i.symbols.total === 0 || i.symbols.missing.length > 0) lines.push(SYMBOLS_HINT);
   if (i.boot) {
     const b = i.boot;
     lines.push(

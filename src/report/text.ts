@@ -49,6 +49,11 @@ function crashToolstackLine(report: AuditReport): string {
   return `toolstack: crash, the crash note's frame list (top page mfn ${hex(c.rootMfn)}, p2m_frames ${c.p2mFrames}: pfns ${pfnSpan(0, reach)}), mapped pfns ${pfnSpan(0, t.boundPfn)}${tail}${beside} vs ${kernelBounds(report)}`;
 }
 
+/** The benign identity/missing range that runs from past the last RAM pfn to the end of the audited p2m, if listed. */
+export function unusedP2mEnd(report: AuditReport): ReportRange | undefined {
+  return report.benign.find((r) => r.end === report.auditedPfns && (r.cls === 'identity' || r.cls === 'missing'));
+}
+
 export function renderText(report: AuditReport): string {
   const lines: string[] = [];
   lines.push(`p2m-audit: ${report.verdict} (exit ${report.exitCode}) — ${report.reason}`);
@@ -91,6 +96,8 @@ export function renderText(report: AuditReport): string {
   lines.push(`ram: ${pages(report.classes.ram.pages, report.classes.ram.mib)}; benign: ${benign.length > 0 ? benign.join('; ') : 'none'}`);
   // the benign ranges themselves (identity holes, missing and foreign pfns), at most MAX_TEXT_RANGES
   lines.push(...capped(report.benign, (r) => [`  benign ${r.cls} ${pfnSpan(r.start, r.end)} (${pages(r.pages, r.mib)})`], 'benign ranges'));
+  const tail = unusedP2mEnd(report);
+  if (tail) lines.push(`  (${tail.cls} ${pfnSpan(tail.start, tail.end)} is the p2m's unused end: pfns past the guest's last RAM up to the p2m's size, room the kernel keeps for memory added later (balloon, hotplug); not memory, nothing there is lost)`);
   if (report.omittedRanges > 0) {
     lines.push(`(${report.omittedRanges} more ranges are counted in the totals above but not listed: the p2m changes class very often)`);
   }

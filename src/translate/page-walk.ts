@@ -28,6 +28,63 @@ import { pageWords } from '../xen/page-words.js';
 /** Anything that hands out 4 KiB frames (every GuestImage does). The buffer may be reused by the next call. */
 export type FrameReader = { readFrame(frame: number): Buffer | null };
 
+/** Tables a TableCache keeps per level: the kernel's variables (kernel-image mapping) and the pages they
+ * point to (direct map, vmalloc) sit under different upper tables, and a walk alternates between them. */
+const TABLES_PER_LEVEL = 2;
+
+/**
+ * A FrameReader that keeps the last TABLES_PER_LEVEL table pages each level of translate() read, as
+ * private copies (at most 8 pages): walks of neighbouring addresses (a mid page's 512 leaf pointers, a
+ * symbol's u64s) re-read no table they share. Data frames and every first read of a table go to the inner
+ * reader, so the set of frames it is asked for is the same as without the cache. Valid while the frames do
+ * not change.
+ */
+export class TableCache implements FrameReader {
+  /** per level × slot, most recently used slot first: the table's frame (−1 = empty) … */
+  private readonly frames = new Float64Array((PT_LEVELS_64 + 1) * TABLES_PER_LEVEL).fill(-1);
+  /** … whether the image has it … */
+  private readonly present = new Uint8Array((PT_LEVELS_64 + 1) * TABLES_PER_LEVEL);
+  /** … and the private copy of it (made on first use; moves with its slot) */
+  private readonly copies: (Buffer | undefined)[] = new Array<Buffer | undefined>((PT_LEVELS_64 + 1) * TABLES_PER_LEVEL);
+
+  constructor(private readonly inner: FrameReader) {}
+
+  readFrame(frame: number): Buffer | null {
+    return this.inner.readFrame(frame);
+  }
+
+  /** The table page at `frame` read as level `level` (null when absent), from the cache when it is one of the last ones. */
+  table(level: number, frame: number): Buffer | null {
+    const at = level * TABLES_PER_LEVEL;
+    let slot = 0;
+    while (slot < TABLES_PER_LEVEL && this.frames[at + slot] !== frame) slot++;
+    if (slot === TABLES_PER_LEVEL) {
+      // replace the least recently used slot
+      slot = TABLES_PER_LEVEL - 1;
+      const page = this.inner.readFrame(frame);
+      this.frames[at + slot] = frame;
+      this.present[at + slot] = page === null ? 0 : 1;
+      if (page !== null) page.copy((this.copies[at + slot] ??= Buffer.allocUnsafe(PAGE_SIZE)), 0, 0, PAGE_SIZE);
+    }
+    // move it to the front, the slots before it one back
+    const present = this.present[at + slot]!;
+    const copy = this.copies[at + slot];
+    for (; slot > 0; slot--) {
+      this.frames[at + slot] = this.frames[at + slot - 1]!;
+      this.present[at + slot] = this.present[at + slot - 1]!;
+      this.copies[at + slot] = this.copies[at + slot - 1];
+    }
+    this.frames[at] = frame;
+    this.present[at] = present;
+    this.copies[at] = copy;
+    return present ? copy! : null;
+  }
+}
+
+function readTable(img: FrameReader, level: number, frame: number): Buffer | null {
+  return img instanceof TableCache ? img.table(level, frame) : img.readFrame(frame);
+}
+
 export interface Translation {
   /** the 4 KiB frame (image frame space) holding the byte at the VA */
   frame: number;
@@ -105,7 +162,8 @@ export function isWalkFailure(x: Translation | WalkFailure): x is WalkFailure {
 /**
  * VA → (4 KiB frame holding it, byte offset in that frame). 2 MiB and 1 GiB leaves (PSE at L2/L3)
  * give the right 4K frame inside the big page. Non-canonical VA, non-present entry, PSE in an L4 entry,
- * absent table frame → failure (never throws).
+ * absent table frame → failure (never throws). Through a TableCache, tables read by the previous walk at
+ * the same level are not read again.
  */
 export function translate(img: FrameReader, cr3Frame: number, va: bigint): Translation | WalkFailure {
   if (!isCanonical(va)) return nonCanonical(va);
@@ -114,7 +172,7 @@ export function translate(img: FrameReader, cr3Frame: number, va: bigint): Trans
   let table = cr3Frame;
   for (let level = PT_LEVELS_64; level >= 1; level--) {
     const idx = levelIndex(v48, level);
-    const page = img.readFrame(table);
+    const page = readTable(img, level, table);
     if (page === null) {
       return failure(`L${level} table frame ${hex(table)} is absent from the image (walking VA ${hex(va)})`, level, table, idx);
     }

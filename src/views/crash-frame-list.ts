@@ -14,7 +14,8 @@
 // Frames are read through the image (machine frames); leaf k's slot holds −1 when the tool never wrote it
 // (uninitialised memory in the tool) or k ≥ p2m_frames.
 import type { FrameReader } from '../translate/page-walk.js';
-import { P2M_MID_PER_PAGE, P2M_TOP_PER_PAGE, hex } from '../xen/abi.js';
+import { P2M_MID_PER_PAGE, hex } from '../xen/abi.js';
+import { pageWords } from '../xen/page-words.js';
 
 export type FrameListRule = 'crash' | 'makedumpfile';
 
@@ -45,16 +46,37 @@ export interface FrameList {
 /** Largest frame number a list entry may name (52-bit machine addresses); larger words are not frames. */
 const MAX_FRAME_HI = 0xff;
 const WORD = 2 ** 32;
+/** Value of a slot that is not a frame (a high word past 52-bit addresses, ~0 included). */
+const NOT_A_FRAME = -1;
 
-/** u64 slot s of a page as a frame number, or −1 for a value that is not one (also ~0). */
-function slotFrame(page: Buffer, s: number): number {
-  const hi = page.readUInt32LE(s * 8 + 4);
-  if (hi > MAX_FRAME_HI) return -1;
-  return hi * WORD + page.readUInt32LE(s * 8);
+/**
+ * A top or mid page decoded once: `slots[s]` = the frame slot s names (0 for a zero slot, −1 for a word
+ * that is not a frame), `nonZero` = crash's count (every non-zero slot), `beforeZero` = makedumpfile's
+ * (slots before the first zero). Words are read as u32 pairs through a typed view: no BigInt, no
+ * allocation per slot.
+ */
+interface DecodedPage {
+  slots: Float64Array;
+  nonZero: number;
+  beforeZero: number;
 }
 
-function slotIsZero(page: Buffer, s: number): boolean {
-  return page.readUInt32LE(s * 8) === 0 && page.readUInt32LE(s * 8 + 4) === 0;
+function decodePage(page: Buffer, scratch: Uint32Array): DecodedPage {
+  const w = pageWords(page, scratch);
+  const slots = new Float64Array(P2M_MID_PER_PAGE);
+  let nonZero = 0;
+  let beforeZero = -1;
+  for (let s = 0, k = 0; s < P2M_MID_PER_PAGE; s++, k += 2) {
+    const lo = w[k]!;
+    const hi = w[k + 1]!;
+    if ((lo | hi) === 0) {
+      if (beforeZero < 0) beforeZero = s;
+      continue; // slots[s] stays 0
+    }
+    nonZero++;
+    slots[s] = hi > MAX_FRAME_HI ? NOT_A_FRAME : hi * WORD + lo;
+  }
+  return { slots, nonZero, beforeZero: beforeZero < 0 ? P2M_MID_PER_PAGE : beforeZero };
 }
 
 function failed(rule: FrameListRule, rootMfn: number, why: string, structure: Set<number>, midMfns: number[], notes: string[]): FrameList {
@@ -63,65 +85,83 @@ function failed(rule: FrameListRule, rootMfn: number, why: string, structure: Se
 
 /**
  * Read the frame list rooted at `rootMfn` by `rule`. Never throws on content: a page the dump lacks is the
- * tool's own fatal error ("cannot read xen kdump p2m mfn page"), reported in `failure`.
+ * tool's own fatal error ("cannot read xen kdump p2m mfn page"), reported in `failure`. Each distinct page
+ * is read and decoded once (Linux points every unused top slot at one shared p2m_mid_missing page); the
+ * tool's two passes (count, copy) then work on the decoded slots, the copy one native block per mid page.
  */
 export function readFrameList(img: FrameReader, rootMfn: number, rule: FrameListRule = 'crash'): FrameList {
   const structure = new Set<number>();
   const notes: string[] = [];
-  const top = rootMfn >= 0 ? img.readFrame(rootMfn) : null;
-  if (!top) {
+  const scratch = new Uint32Array(P2M_MID_PER_PAGE * 2);
+  const topPage = rootMfn >= 0 ? img.readFrame(rootMfn) : null;
+  if (!topPage) {
     const msg = rule === 'crash' ? 'cannot read xen kdump p2m mfn page' : "Can't read p2m_mfn.";
     return failed(rule, rootMfn, `the top page (mfn ${hex(rootMfn)}) is not in the dump: ${rule} stops ("${msg}")`, structure, [], notes);
   }
   structure.add(rootMfn);
-  const midMfns: number[] = [];
-  for (let t = 0; t < P2M_TOP_PER_PAGE; t++) {
-    if (slotIsZero(top, t)) break;
-    midMfns.push(slotFrame(top, t));
-  }
+  const top = decodePage(topPage, scratch);
+  const midMfns = Array.from(top.slots.subarray(0, top.beforeZero));
+  // each distinct mid page is read and decoded once
+  const mids = new Map<number, DecodedPage>();
+  const midAt: DecodedPage[] = [];
   // count, as the tool does on its first pass over the mid pages
   const counted: number[] = [];
   let p2mFrames = 0;
   for (let i = 0; i < midMfns.length; i++) {
     const mfn = midMfns[i]!;
-    const mid = mfn >= 0 ? img.readFrame(mfn) : null;
-    if (!mid) {
-      const msg = rule === 'crash' ? 'cannot read xen kdump p2m mfn list page' : `Can't get frame_mfn[${i}].`;
-      return failed(rule, rootMfn, `mid page ${i} (mfn ${mfn >= 0 ? hex(mfn) : 'not a frame'}) is not in the dump: ${rule} stops ("${msg}")`, structure, midMfns, notes);
+    let mid = mids.get(mfn);
+    if (mid === undefined) {
+      const page = mfn >= 0 ? img.readFrame(mfn) : null;
+      if (!page) {
+        const msg = rule === 'crash' ? 'cannot read xen kdump p2m mfn list page' : `Can't get frame_mfn[${i}].`;
+        return failed(rule, rootMfn, `mid page ${i} (mfn ${mfn >= 0 ? hex(mfn) : 'not a frame'}) is not in the dump: ${rule} stops ("${msg}")`, structure, midMfns, notes);
+      }
+      mid = decodePage(page, scratch);
+      mids.set(mfn, mid);
     }
     structure.add(mfn);
-    let n = 0;
-    for (let s = 0; s < P2M_MID_PER_PAGE; s++) {
-      if (slotIsZero(mid, s)) {
-        if (rule === 'makedumpfile') break;
-      } else n++;
-    }
+    midAt.push(mid);
+    const n = rule === 'crash' ? mid.nonZero : mid.beforeZero;
     counted.push(n);
     p2mFrames += n;
   }
-  // copy, as the tool does on its second pass
+  // copy, as the tool does on its second pass: the first counted[i] slots of mid page i to leaf i·512 …
   const leaves = new Float64Array(p2mFrames).fill(NO_LEAF);
   let overflow = false;
   for (let i = 0, left = p2mFrames; i < midMfns.length && (rule === 'makedumpfile' || left > 0); i++) {
-    const mid = img.readFrame(midMfns[i]!)!;
     const n = counted[i]!;
-    for (let s = 0; s < n; s++) {
-      const k = i * P2M_MID_PER_PAGE + s;
-      if (k >= p2mFrames) {
-        overflow = true;
-        break;
-      }
-      leaves[k] = slotIsZero(mid, s) ? 0 : slotFrame(mid, s);
-    }
+    const at = i * P2M_MID_PER_PAGE;
+    const room = Math.max(0, p2mFrames - at);
+    if (n > room) overflow = true;
+    if (Math.min(n, room) > 0) leaves.set(midAt[i]!.slots.subarray(0, Math.min(n, room)), at);
     left -= n;
     if (rule === 'makedumpfile' && n !== P2M_MID_PER_PAGE) {
-      if (i + 1 < midMfns.length) notes.push(`makedumpfile stops copying after mid page ${i} (${n} of ${P2M_MID_PER_PAGE} slots before its first zero): leaves ${i * P2M_MID_PER_PAGE + n}..${p2mFrames - 1} stay unset`);
+      if (i + 1 < midMfns.length) notes.push(`makedumpfile stops copying after mid page ${i} (${n} of ${P2M_MID_PER_PAGE} slots before its first zero): leaves ${at + n}..${p2mFrames - 1} stay unset`);
       break;
     }
   }
   if (overflow) notes.push(`crash copies mid page slots past its ${p2mFrames}-entry p2m_mfn_frame_list buffer (a mid page with zero slots before a later mid page): what it reads there is undefined`);
   notes.push(`${rule}: ${midMfns.length} top entr${midMfns.length === 1 ? 'y' : 'ies'} before the first zero, p2m_frames ${p2mFrames}: pfns 0x0-${hex(Math.max(0, p2mFrames * P2M_MID_PER_PAGE - 1))} go through the list`);
   return { rule, rootMfn, midMfns, counted, p2mFrames, leaves, failure: null, overflow, structureFrames: structure, notes };
+}
+
+/** Lists already read per image and (root, rule). */
+const readLists = new WeakMap<FrameReader, Map<string, FrameList>>();
+
+/**
+ * readFrameList, read once per image: the guest view's kernel-root search, the crash view and the
+ * toolstack view of a dom0 kdump all ask for the same list. Only an image opened from a file is
+ * remembered (its frames never change); an in-memory image (path '') may be rewritten by its builder
+ * between reads, so it is read afresh. The list returned is shared: callers must not modify it.
+ */
+export function frameListOf(img: FrameReader & { readonly path: string }, rootMfn: number, rule: FrameListRule = 'crash'): FrameList {
+  if (img.path === '') return readFrameList(img, rootMfn, rule);
+  let lists = readLists.get(img);
+  if (lists === undefined) readLists.set(img, (lists = new Map()));
+  const key = `${rootMfn}:${rule}`;
+  let list = lists.get(key);
+  if (list === undefined) lists.set(key, (list = readFrameList(img, rootMfn, rule)));
+  return list;
 }
 
 /** Where the two rules part: the first leaf index whose slot differs, with both values, or null when they agree. */

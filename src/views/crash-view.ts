@@ -10,7 +10,7 @@
 //    ones through the frame list at arch.pfn_to_mfn_frame_list_list, read the same unbounded way.
 import type { GuestView } from './p2m-leaves.js';
 import { bootFactsOf, dom0KdumpOf, type GuestImage } from '../formats/guest-image.js';
-import { readFrameList, type FrameList } from './crash-frame-list.js';
+import { frameListOf, type FrameList } from './crash-frame-list.js';
 import { P2M_PER_PAGE, hex } from '../xen/abi.js';
 
 /** FLL values Linux uses for "not set up" and "invalid, use the linear list". */
@@ -66,7 +66,7 @@ export function crashFrameList(img: GuestImage): { list: FrameList; label: strin
     return { why: `arch.pfn_to_mfn_frame_list_list is ${hex(root)}: no frame list to read` };
   }
   const label = kdump ? `the crash note's frame list (top page mfn ${hex(root)})` : `the frame list at arch.pfn_to_mfn_frame_list_list ${hex(root)}`;
-  return { list: readFrameList(img, Number(root)), label };
+  return { list: frameListOf(img, Number(root)), label };
 }
 
 export function crashView(img: GuestImage, guest: GuestView): CrashView {
@@ -74,7 +74,7 @@ export function crashView(img: GuestImage, guest: GuestView): CrashView {
   if (kdump) {
     const root = kdump.crashInfo.frameListListMfn;
     if (root < 0) return NONE('the crash note names no frame list (its last word is not a frame)');
-    return fromList(readFrameList(img, root), 'crash-note', `dom0 kdump: crash reads every physical page through the frame list from the crash note (top page mfn ${hex(root)}), without a max_pfn bound`);
+    return fromList(frameListOf(img, root), 'crash-note', `dom0 kdump: crash reads every physical page through the frame list from the crash note (top page mfn ${hex(root)}), without a max_pfn bound`);
   }
   if (guest.layout === 'list' && !isDom0(img)) {
     return {
@@ -89,7 +89,7 @@ export function crashView(img: GuestImage, guest: GuestView): CrashView {
   const fll = img.arch.pfnToMfnFrameListList;
   if (fll === FLL_UNSET || fll === FLL_INVALID || fll > BigInt(Number.MAX_SAFE_INTEGER)) return NONE(`arch.pfn_to_mfn_frame_list_list is ${hex(fll)}: no frame list to read`);
   const who = isDom0(img) ? "dom0: crash on this dom0's kdump reads the frame list Xen puts into the crash note" : 'domU without xen_p2m_addr: crash reads the frame list';
-  return fromList(readFrameList(img, Number(fll)), 'shared-info', `${who} (arch.pfn_to_mfn_frame_list_list ${hex(fll)}), without a max_pfn bound`);
+  return fromList(frameListOf(img, Number(fll)), 'shared-info', `${who} (arch.pfn_to_mfn_frame_list_list ${hex(fll)}), without a max_pfn bound`);
 }
 
 /** Pages of [start, end) that crash reads through the same leaf pages as the guest (so correctly). */

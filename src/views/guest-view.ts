@@ -8,7 +8,7 @@ import { dom0KdumpOf, type GuestImage } from '../formats/guest-image.js';
 import { hasSymbols } from '../formats/symbols.js';
 import { describeRoot, findKernelRoot, type KernelRootOptions } from './kernel-root.js';
 import { dom0SharedInfo } from './dom0-kdump.js';
-import { isWalkFailure, readVirtU64, translate, walkRange, type FrameReader } from '../translate/page-walk.js';
+import { isWalkFailure, readVirtU64, TableCache, translate, walkRange, type FrameReader } from '../translate/page-walk.js';
 import { P2M_MID_PER_PAGE, P2M_PER_PAGE, P2M_PFNS_PER_TOP, P2M_TOP_PER_PAGE, PAGE_OFFSET_LEGACY, PAGE_SIZE, START_INFO_NR_PAGES_OFFSET, hex } from '../xen/abi.js';
 
 /**
@@ -99,7 +99,8 @@ function rootOptions(img: GuestImage): KernelRootOptions {
 /** Read the guest's p2m layout. Throws InputError when the image lacks what the walk needs. */
 export function readGuestView(img: GuestImage): GuestView {
   const seen = new Set<number>();
-  const reader = recording(img, seen);
+  // the walks of neighbouring kernel addresses (a mid page's leaf pointers) share their upper tables
+  const reader = new TableCache(recording(img, seen));
   if (!hasSymbols(img.symbols)) throw new InputError(`${img.path || '<image>'}: the image carries no kernel symbols (give --system-map)`);
   const root = findKernelRoot(img, rootOptions(img));
   const s = new SymbolReader(img, reader, root.frame);
@@ -270,11 +271,20 @@ function readTree(s: SymbolReader, vars: KernelVars): GuestView {
   const missingFrame = s.frameOfVa(missing);
   const identityFrame = s.frameOfVa(identity);
   const notes: string[] = [`p2m_top tree at ${hex(topVa)}, ${lastTop} top entr${lastTop === 1 ? 'y' : 'ies'} in use`];
+  // top slot that first read each mid page: a mid page shared by several slots (p2m_mid_identity) is read once
+  const firstSlot = new Map<bigint, number>();
   for (let t = 0; t < lastTop; t++) {
     const base = t * P2M_MID_PER_PAGE;
     if (top[t] === midMissing) {
       kinds.fill(GuestLeaf.MISSING, base, base + P2M_MID_PER_PAGE);
       leafFrames.fill(missingFrame, base, base + P2M_MID_PER_PAGE);
+      continue;
+    }
+    const earlier = firstSlot.get(top[t]!);
+    if (earlier !== undefined) {
+      const from = earlier * P2M_MID_PER_PAGE;
+      kinds.copyWithin(base, from, from + P2M_MID_PER_PAGE);
+      leafFrames.copyWithin(base, from, from + P2M_MID_PER_PAGE);
       continue;
     }
     const mid = readPtrPage(s, reader, top[t]!);
@@ -296,6 +306,7 @@ function readTree(s: SymbolReader, vars: KernelVars): GuestView {
         leafFrames[base + m] = s.frameOfVa(ptr);
       }
     }
+    firstSlot.set(top[t]!, t);
   }
   return {
     layout: 'tree',

@@ -11,7 +11,7 @@ import { dom0KdumpOf, type GuestImage } from '../formats/guest-image.js';
 import type { ArchSharedInfo } from '../xen/shared-info.js';
 import { isWalkFailure, translate } from '../translate/page-walk.js';
 import { PAGE_SHIFT, PAGE_SIZE, START_KERNEL_MAP, hex } from '../xen/abi.js';
-import { listEntry, readFrameList, type FrameList } from './crash-frame-list.js';
+import { frameListOf, listEntry, type FrameList } from './crash-frame-list.js';
 
 export type KernelRootSource = 'p2m_cr3' | 'kernel-table' | 'vcpu-cr3';
 
@@ -81,11 +81,11 @@ export function pfnFrameMap(img: GuestImage): PfnFrameMap | null {
   const kdump = dom0KdumpOf(img);
   if (kdump) {
     const root = kdump.crashInfo.frameListListMfn;
-    return listMap(img, readFrameList(img, root), `the crash note's frame list (top page mfn ${hex(root)})`);
+    return listMap(img, frameListOf(img, root), `the crash note's frame list (top page mfn ${hex(root)})`);
   }
   const fll = img.arch.pfnToMfnFrameListList;
   if (fll === 0n || fll === FLL_INVALID || fll > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-  return listMap(img, readFrameList(img, Number(fll)), `the frame list at arch.pfn_to_mfn_frame_list_list ${hex(fll)}`);
+  return listMap(img, frameListOf(img, Number(fll)), `the frame list at arch.pfn_to_mfn_frame_list_list ${hex(fll)}`);
 }
 
 /** Why a candidate table cannot be walked to the kernel's symbols, or null when it can. */

@@ -5,7 +5,7 @@
 // (dom0-kdump.ts) when the dump holds that page. makedumpfile's stop rule is read too and compared.
 import type { CrashListFacts, ToolstackView } from './p2m-leaves.js';
 import { dom0KdumpOf, type GuestImage } from '../formats/guest-image.js';
-import { firstDisagreement, readFrameList, type FrameList } from './crash-frame-list.js';
+import { firstDisagreement, frameListOf, type FrameList } from './crash-frame-list.js';
 import { searchDom0SharedInfo } from './dom0-kdump.js';
 import { failedView } from './map-p2m-tree.js';
 import { P2M_PER_PAGE, hex } from '../xen/abi.js';
@@ -57,10 +57,10 @@ export function mapCrashFrameList(img: GuestImage): ToolstackView {
   const bound = maxPfnBeside(img, notes);
   const archMaxPfn = bound?.archMaxPfn ?? 0n;
   if (root < 0) return failedView('crash', archMaxPfn, 'the crash note names no frame list (its last word is not a frame): crash cannot translate any pfn', new Set(), notes);
-  const list = readFrameList(img, root, 'crash');
+  const list = frameListOf(img, root, 'crash');
   notes.push(...list.notes);
   if (list.failure) return failedView('crash', archMaxPfn, list.failure, list.structureFrames, notes, list.structureFrames.has(root) ? undefined : root);
-  const mdf = readFrameList(img, root, 'makedumpfile');
+  const mdf = frameListOf(img, root, 'makedumpfile');
   const diff = mdf.failure ? null : firstDisagreement(list, mdf);
   const makedumpfileDiffers = diff
     ? `makedumpfile's stop rule reads leaf ${diff.leaf} (pfns ${hex(diff.leaf * P2M_PER_PAGE)}…) as ${diff.b < 0 ? 'unset' : hex(diff.b)} where crash has ${diff.a < 0 ? 'unset' : hex(diff.a)} (p2m_frames: crash ${list.p2mFrames}, makedumpfile ${mdf.p2mFrames})`
