@@ -198,7 +198,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
       if (o.domains !== undefined) {
         if (paths.length > 0) throw new InputError('give PATHs or --domains, not both');
         const { cmdScanDomains } = await import('./commands/live.js');
-        process.exitCode = cmdScanDomains(o.domains, { ...o, write: (line) => process.stdout.write(line + '\n') });
+        process.exitCode = await cmdScanDomains(o.domains, { ...o, write: (line) => process.stdout.write(line + '\n') });
         return;
       }
       if (paths.length === 0) throw new InputError('scan: give files, directories or globs, or --domains all');

@@ -40,6 +40,8 @@ const INTERNAL = '4  internal error (a bug in p2m-audit)';
 const VERDICT = ['0  clean: benign differences only', '1  fatal: RAM the toolstack would lose or misread', '3  warnings only', '5  partial: a report was printed, but part of the input could not be read or checked'];
 
 interface CommandHelp {
+  /** what the options do not say, printed before the examples */
+  notes?: string[];
   examples: string[];
   exitCodes: string[];
 }
@@ -59,6 +61,11 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
     exitCodes: [...VERDICT.slice(0, 2), VERDICT[2] + ' (--domain: also no consistent read after --attempts)', VERDICT[3], INPUT, INTERNAL],
   },
   p2m: {
+    notes: [
+      "Page types: xen-mfndump's \" (type 0x…) L1…\" suffix is printed for a save file or migration stream (each",
+      'PAGE_DATA record carries its pages\' XEN_DOMCTL_PFINFO types) and for --domain. An xl dump-core (xc_core) file',
+      'records no page types (.xen_p2m holds pfn/gmfn pairs only; docs/spec-notes/xc-core.md), so its lines end after the mfn.',
+    ],
     examples: ['p2m-audit p2m guest.save', 'p2m-audit p2m guest.core --view guest --system-map System.map-6.1.0', 'p2m-audit p2m --domain guest1'],
     exitCodes: ['0  printed (also when stdout is closed early: … | head)', '5  partial: leaf pages of the view are not in the image ("not in the image" lines)', INPUT, INTERNAL],
   },
@@ -103,7 +110,8 @@ function byCode(rows: string[]): string[] {
 export function commandHelpText(name: string): string {
   const h = COMMAND_HELP[name];
   if (!h) return '';
-  return `\nExamples:\n${h.examples.map((e) => `  ${e}`).join('\n')}\n\nExit codes (docs/exit-codes.md):\n${byCode(h.exitCodes).map((c) => `  ${c}`).join('\n')}\n`;
+  const notes = h.notes ? `\n${h.notes.join('\n')}\n` : '';
+  return `${notes}\nExamples:\n${h.examples.map((e) => `  ${e}`).join('\n')}\n\nExit codes (docs/exit-codes.md):\n${byCode(h.exitCodes).map((c) => `  ${c}`).join('\n')}\n`;
 }
 
 /** Add the block to every command of the program that has one. */

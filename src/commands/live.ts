@@ -13,8 +13,7 @@ import { DomainSession, skipReason, type DomainTarget, type ReadOptions } from '
 import { InconsistentReadError, checkAttempts } from '../live/consistent-read.js';
 import { auditLiveDomain } from '../live/live-audit.js';
 import { renderLiveP2m, toolstackPageTypes } from '../live/live-p2m.js';
-import { SummaryBuilder } from '../scan/summary.js';
-import { resultJson, resultText, type ScanResult } from '../scan/results.js';
+import type { ScanResult } from '../scan/results.js';
 import { checkOutputs, symbolsOpt } from './common.js';
 
 /** "could not get a consistent read" (issue 15: distinct from input errors). */
@@ -125,8 +124,11 @@ export function cmdP2mDomain(target: string, o: LiveOptions & { stats?: boolean 
 }
 
 /** `scan --domains all` (or a comma-separated list of ids/names): one line per domain, PV ones audited. */
-export function cmdScanDomains(which: string, o: LiveOptions & { json?: boolean; write: (line: string) => void }): number {
+export async function cmdScanDomains(which: string, o: LiveOptions & { json?: boolean; write: (line: string) => void }): Promise<number> {
   const ro = readOptions(o);
+  // loaded here, not at the top: `audit --domain` should not pay for the scan's modules at startup
+  const { SummaryBuilder } = await import('../scan/summary.js');
+  const { resultJson, resultText } = await import('../scan/results.js');
   return inSession((s) => {
     const targets: DomainTarget[] = which === 'all' ? s.list() : which.split(',').map((w) => s.resolve(w.trim()));
     const summary = new SummaryBuilder(targets.length);

@@ -199,6 +199,8 @@ class PfnScale {
   readonly segs: Seg[];
   /** px per pfn on the linear (not floored, not broken) parts */
   readonly k: number;
+  /** some ranges were drawn at their minimum width, wider than the scale */
+  readonly widened: boolean;
   /** `classAt`: the guest class at a pfn (undefined past the audited pfns) */
   constructor(span: number, cuts: number[], classAt: (pfn: number) => string | undefined) {
     const pts = [...new Set([0, span, ...cuts.map(Math.round).filter((c) => c > 0 && c < span)])].sort((a, b) => a - b);
@@ -225,6 +227,7 @@ class PfnScale {
       floored = next;
     }
     this.k = k;
+    this.widened = floored.size > 0;
     let x = PLOT_LEFT;
     for (const s of this.segs) {
       s.x0 = x;
@@ -504,7 +507,20 @@ function axis(scale: PfnScale, span: number, lanesTop: number, axisY: number, ou
     out.push(line(x, axisY, x, axisY + TICK.len, MUTED), text(x, hexY, hex(p), { anchor }), text(x, gibY, gibLabel(p), { anchor, fill: MUTED }));
   }
   out.push(text(MARGIN, hexY, 'pfn', { fill: MUTED }), text(MARGIN, gibY, 'address', { fill: MUTED }));
-  return (broken.length > 0 ? breakY : gibY) + LINE_H + 3 * LABEL_PAD;
+  const next = (broken.length > 0 ? breakY : gibY) + LINE_H;
+  const note = axisNote(broken.length > 0, scale.widened);
+  if (!note) return next + 3 * LABEL_PAD;
+  out.push(text(MARGIN, next, clip(note, SVG_WIDTH - 2 * MARGIN, FONT_PX.small), { fill: MUTED, italic: true }));
+  return next + LINE_H + 3 * LABEL_PAD;
+}
+
+/** What a piecewise axis does, said under it (nothing when the whole axis is one linear scale). */
+export function axisNote(cut: boolean, widened: boolean): string | null {
+  if (!cut && !widened) return null;
+  const parts = ['pfn axis not linear: one scale inside drawn ranges'];
+  if (widened) parts.push('short ranges widened to stay visible');
+  if (cut) parts.push(`stretches of ${fmtSize(SEG.breakMinPfns)}+ without RAM cut at the zig-zags (true size below)`);
+  return parts.join('; ');
 }
 
 /** Render a sweep matrix: one cell per (dom0_mem, profile), coloured by verdict, with uncovered MiB. */
