@@ -6,8 +6,9 @@
 //
 // Frames are mapped in batches and copied out at once (no mapping outlives an addon call). A caller that knows
 // which frames it will read next (the audit's leaf pages) says so with readAhead(): a miss on one of them maps
-// the next BATCH_FRAMES of the list in one call. Other reads (page tables, kernel variables) map a run of 16
-// frames from the one asked for, kept in a small cache. Memory: one batch arena (4 MiB) + the small cache (1 MiB), whatever the
+// the next BATCH_FRAMES of the list in one call. Other reads (page tables, kernel variables) are mapped one at a
+// time and kept in a small cache (mapping 16 frames from each instead was tried on the real host: a 4 GiB
+// guest's page tables are scattered, so it mapped 6× the frames in as many calls). Memory: one batch arena (4 MiB) + the small cache (1 MiB), whatever the
 // guest's size. The reader knows bytes only: consistency (p2m_generation) and pausing live in src/live/.
 import { InputError } from '../common/errors.js';
 import { PAGE_SIZE, hex } from '../xen/abi.js';
@@ -22,8 +23,6 @@ import { errnoOf, liveError, type XenDomainInfo, type XenHandle, type XenLiveAdd
 export const BATCH_FRAMES = 1024;
 /** Frames kept from single reads (page tables, kernel variables) before the cache is emptied (1 MiB). */
 const SMALL_CACHE_FRAMES = 256;
-/** Frames mapped from a single read onward (the rest are kept for the reads that follow). */
-const SINGLE_RUN_FRAMES = 16;
 /** How far ahead of its cursor a miss is looked for in the read-ahead list. */
 const READ_AHEAD_WINDOW = 64;
 /** The only guests read: 64-bit PV (xc_domain_get_guest_width in bytes). */
@@ -172,32 +171,14 @@ export class LiveDomainImage implements GuestImage {
     return slot < 0 ? null : this.batch.subarray(slot * PAGE_SIZE, (slot + 1) * PAGE_SIZE);
   }
 
-  /**
-   * A read outside the read-ahead list (page tables, kernel variables): the frame and the next
-   * SINGLE_RUN_FRAMES − 1 are mapped in one call and kept, since the tables a walk reads next were mostly
-   * allocated together (a 4 GiB guest's save prediction walks ~1,000 of them). Frames of the run the domain
-   * does not own fail on their own; a run the hypervisor refuses as a whole falls back to the single frame.
-   */
+  /** A read outside the read-ahead list (page tables, kernel variables): one frame, kept in the small cache. */
   private readOne(frame: number): Buffer | null {
-    const n = Math.max(1, Math.min(SINGLE_RUN_FRAMES, this.maxFrame - frame + 1));
-    if (this.small.size + n > SMALL_CACHE_FRAMES) this.small.clear();
-    const list = new Float64Array(n);
-    for (let i = 0; i < n; i++) list[i] = frame + i;
-    const pages = Buffer.alloc(n * PAGE_SIZE);
-    const errs = new Int32Array(n);
-    try {
-      this.mapInto(list, pages, `frames ${hex(frame)}…`, errs);
-    } catch (e) {
-      if (n === 1) throw e;
-      this.one[0] = frame;
-      this.mapInto(this.one, pages, `frame ${hex(frame)}`, errs);
-      return errs[0] === 0 ? this.keep(frame, pages.subarray(0, PAGE_SIZE)) : null;
-    }
-    for (let i = 1; i < n; i++) if (errs[i] === 0 && !this.small.has(frame + i)) this.small.set(frame + i, pages.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-    return errs[0] === 0 ? this.keep(frame, pages.subarray(0, PAGE_SIZE)) : null;
-  }
-
-  private keep(frame: number, page: Buffer): Buffer {
+    if (this.small.size >= SMALL_CACHE_FRAMES) this.small.clear();
+    const page = Buffer.alloc(PAGE_SIZE);
+    const errs = new Int32Array(1);
+    this.one[0] = frame;
+    this.mapInto(this.one, page, `frame ${hex(frame)}`, errs);
+    if (errs[0] !== 0) return null;
     this.small.set(frame, page);
     return page;
   }
