@@ -29,7 +29,7 @@ import { openImage } from '../formats/open-image.js';
 import type { GuestView, ToolstackView } from '../views/p2m-leaves.js';
 import { readGuestView } from '../views/guest-view.js';
 import { mapP2m, type ToolstackMethod } from '../views/toolstack-view.js';
-import { defaultSymbols } from '../scan/scan-task.js';
+import { defaultSymbols, type FileOutcome as ScanFileOutcome } from '../scan/scan-task.js';
 
 /** Environment variable of the test hook (see the header). */
 export const FLEET_FAULT_ENV = 'P2M_AUDIT_FLEET_FAULT';
@@ -77,13 +77,7 @@ export interface CorpusJobData {
 export type FleetJobData = FileJobData | ShardJobData | CorpusJobData;
 
 /** A file job's return value (the facts of scan's result line; the rest comes from the job). */
-export interface FileOutcome {
-  status: 'audited' | 'error';
-  format: string | null;
-  verdict: string | null;
-  exitCode: number;
-  fatalPages: number;
-  reason: string;
+export interface FileOutcome extends ScanFileOutcome {
   /** the file changed or vanished since submission */
   changed: boolean;
 }
