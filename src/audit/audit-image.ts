@@ -1,7 +1,7 @@
 // The audit pipeline on one image: toolstack view (as save does) + guest view → worker pool (or the calling
 // thread, for small guests) → report.
 import { InputError } from '../common/errors.js';
-import { type GuestImage } from '../formats/guest-image.js';
+import { FRAMES_AT_FILE_OFFSETS, type GuestImage } from '../formats/guest-image.js';
 import { readGuestViewOrMirror } from '../views/guest-mirror.js';
 import { mapP2m, type ToolstackMethod } from '../views/toolstack-view.js';
 import { buildReport, type AuditReport } from './verdict.js';
@@ -63,8 +63,8 @@ async function auditWithPool(img: GuestImage, opts: AuditImageOptions, pool: () 
   const guest = readGuestViewOrMirror(img); // a failed save's stream: through the frame-list mirror
   const plan = planLeaves(tool, guest);
   const progress = { onProgress: opts.onProgress, plan };
-  // an image in memory, or makedumpfile's compressed pages (no file offset the workers could read): frames through readFrame
-  const audit = !img.path || img.format === 'kdump-compressed'
+  // an image in memory, or a format whose frames have no file offset the workers could read: frames through readFrame
+  const audit = !img.path || !FRAMES_AT_FILE_OFFSETS[img.format]
     ? auditInProcess(img, tool, guest, progress)
     : opts.jobs === 0 || plan.activeLeaves <= (opts.pool ? IN_THREAD_MAX_LEAVES_WARM : IN_THREAD_MAX_LEAVES)
       ? auditOnThisThread(img, tool, guest, progress)

@@ -24,6 +24,20 @@ export const IMAGE_FORMAT_NAMES: Readonly<Record<ImageFormat, string>> = {
   'xen-live': 'a running domain',
 };
 
+/**
+ * Whether a format's frames lie whole at file offsets (frameOffset ≥ 0), so the audit's shard workers can read
+ * them from the file themselves; otherwise (compressed pages, a running domain) frames come only through readFrame.
+ */
+export const FRAMES_AT_FILE_OFFSETS: Readonly<Record<ImageFormat, boolean>> = {
+  p2ms: true,
+  'xc-core': true,
+  'xl-save': true,
+  'libxc-stream': true,
+  vmcore: true,
+  'kdump-compressed': false,
+  'xen-live': false,
+};
+
 /** The reader interface: frames by number, where they lie in the file, and nothing else. */
 export interface FrameSource {
   /** the file read ('' for an image held in memory) */

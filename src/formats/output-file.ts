@@ -10,6 +10,7 @@
 //  - write errors (ENOSPC, EIO, EFBIG, …) are one-line InputErrors naming the output path, never the
 //    temporary name.
 // Commands call checkOutput for every output before the work starts, so a bad path costs nothing.
+import { fileKindOf } from '../common/input-file.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../common/errors.js';
@@ -36,15 +37,6 @@ export function ioCause(e: unknown): string {
 /** True for an error from the operating system (it has an errno code), as opposed to a bug or bad input. */
 export function isSystemError(e: unknown): boolean {
   return e instanceof Error && !(e instanceof InputError) && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string';
-}
-
-function kindOf(st: fs.Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
 }
 
 /** Where an output lands: the file a symbolic link names (the link stays), with its stat, or the path itself. */
@@ -83,7 +75,7 @@ function sameFile(outSt: fs.Stats, outReal: string, input: string): boolean {
 export function checkOutput(out: string, rules: OutputRules = {}): string {
   const { target, st } = resolveOutput(out);
   if (st) {
-    if (!st.isFile()) throw new InputError(`${out}: is ${kindOf(st)}; outputs are written only as regular files, so it is not replaced${rules.force ? ' (not even with --force)' : ''}`);
+    if (!st.isFile()) throw new InputError(`${out}: is ${fileKindOf(st)}; outputs are written only as regular files, so it is not replaced${rules.force ? ' (not even with --force)' : ''}`);
     const real = fs.realpathSync(target);
     for (const input of rules.inputs ?? []) {
       if (input && sameFile(st, real, input)) throw new InputError(`${out}: is an input of this run${path.resolve(input) !== path.resolve(out) ? ` (the same file as ${input})` : ''}; refusing to write over it`);

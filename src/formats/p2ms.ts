@@ -267,14 +267,7 @@ function readHeader(path: string, fd: number, size: number): Header {
 }
 
 /** The metadata map after type checks. */
-interface Meta {
-  frameSpace: FrameSpace;
-  guestWidth: number;
-  cr3: bigint;
-  maxFrame: number;
-  symbols: SymbolTable;
-  sharedInfo: Buffer | null;
-  bootFacts: BootFacts | null;
+interface Meta extends P2msContent {
   createdBy: string;
 }
 

@@ -19,7 +19,7 @@ import { addTail, auditTaskTransferList, planLeaves, shardTask, sinkStats, type 
 import { planShards, SHARDS_PER_WORKER, type Shard } from '../audit/shard-plan.js';
 import { readGuestViewOrMirror } from '../views/guest-mirror.js';
 import { InputError } from '../common/errors.js';
-import { type GuestImage } from '../formats/guest-image.js';
+import { FRAMES_AT_FILE_OFFSETS, type GuestImage, type ImageFormat } from '../formats/guest-image.js';
 import { detectFormat, openImage, readHead } from '../formats/open-image.js';
 import type { SymbolTable } from '../formats/symbols.js';
 import { buildReport, EXIT_INPUT_ERROR, type Verdict } from '../audit/verdict.js';
@@ -213,7 +213,7 @@ export class ScanScheduler {
   }
 
   /** Format by content; reports skipped/unreadable files itself and returns null for them. */
-  private detect(entry: ScanEntry, started: number): string | null {
+  private detect(entry: ScanEntry, started: number): ImageFormat | null {
     let head: Buffer;
     try {
       head = readHead(entry.file);
@@ -288,8 +288,8 @@ export class ScanScheduler {
     const started = performance.now();
     const format = this.detect(entry, started);
     if (format === null) return null;
-    // makedumpfile's compressed pages have no file offsets for shard workers: one task, read through readFrame
-    if (format === 'kdump-compressed') {
+    // frames without file offsets (makedumpfile's compressed pages) cannot go to shard workers: one task, read through readFrame
+    if (!FRAMES_AT_FILE_OFFSETS[format]) {
       this.small.push(entry);
       return null;
     }

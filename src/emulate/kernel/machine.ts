@@ -131,16 +131,8 @@ export class MachineMemory {
   mfnOf(pfn: number): number {
     const x = this.extra.get(pfn);
     if (x !== undefined) return x;
-    let lo = 0;
-    let hi = this.pfnStart.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const s = this.pfnStart[mid]!;
-      if (pfn < s) hi = mid - 1;
-      else if (pfn >= s + this.extLen[mid]!) lo = mid + 1;
-      else return this.mfnStart[mid]! + (pfn - s);
-    }
-    return -1;
+    const idx = this.extentIndex(pfn);
+    return idx < 0 ? -1 : this.mfnStart[idx]! + (pfn - this.pfnStart[idx]!);
   }
 
   /** Fill `out[i]` with mfnOf(first + i) for i < count, fast for runs (used by lazily generated leaves). */
@@ -148,14 +140,14 @@ export class MachineMemory {
     let i = 0;
     while (i < count) {
       const pfn = first + i;
-      const mfn = this.mfnOf(pfn);
-      if (mfn < 0 || this.extra.has(pfn)) {
-        out(i, mfn);
+      const idx = this.extra.has(pfn) ? -1 : this.extentIndex(pfn);
+      if (idx < 0) {
+        out(i, this.mfnOf(pfn));
         i++;
         continue;
       }
       // inside an extent: emit the rest of the extent in one go
-      const idx = this.extentIndex(pfn);
+      const mfn = this.mfnStart[idx]! + (pfn - this.pfnStart[idx]!);
       const run = Math.min(count - i, this.pfnStart[idx]! + this.extLen[idx]! - pfn);
       for (let k = 0; k < run; k++) out(i + k, mfn + k);
       i += run;

@@ -166,17 +166,10 @@ export class P2mTree {
   /** early_can_reuse_p2m_middle: move an all-identity or all-INVALID leaf to set_pfn's slot. */
   earlyCanReuse(setPfn: number): boolean {
     if (p2mIndex(setPfn) !== 0) return false;
-    const limit = Math.min(this.opts.maxDomainPages, MAX_P2M_PFN);
-    for (let pfn = 0; pfn < limit; pfn += P2M_PER_PAGE) {
-      const t = p2mTopIndex(pfn);
-      const mid = this.top.slots[t]!;
-      if (mid === this.midMissing) {
-        pfn += P2M_PFNS_PER_TOP - P2M_PER_PAGE;
-        continue;
-      }
-      const m = p2mMidIndex(pfn);
+    let reused = false;
+    this.someLeafSlot(Math.min(this.opts.maxDomainPages, MAX_P2M_PFN), (pfn, t, m, mid) => {
       const leaf = mid.slots[m]!;
-      if (leaf === this.missing || leaf === this.identity) continue;
+      if (leaf === this.missing || leaf === this.identity) return false;
       let ident = 0;
       let inv = 0;
       for (let i = 0; i < P2M_PER_PAGE; i++) {
@@ -184,19 +177,33 @@ export class P2mTree {
         else if (leaf.isInvalid(i)) inv++;
         else break;
       }
-      if (ident !== P2M_PER_PAGE && inv !== P2M_PER_PAGE) continue;
+      if (ident !== P2M_PER_PAGE && inv !== P2M_PER_PAGE) return false;
       mid.slots[m] = ident ? this.identity : this.missing;
       if (this.mirrorLive()) this.topMfnP!.slots[t]!.setMfn(m, this.mfnOf(this.missing));
       const st = p2mTopIndex(setPfn);
       const sm = p2mMidIndex(setPfn);
       if (this.top.slots[st] === this.midMissing) this.earlyAllocMid(setPfn);
-      if (this.top.slots[st]!.slots[sm] !== this.missing) return false;
+      if (this.top.slots[st]!.slots[sm] !== this.missing) return true; // the first candidate decides: not reused
       leaf.initInvalid();
       this.top.slots[st]!.slots[sm] = leaf;
       if (this.mirrorLive()) this.topMfnP!.slots[st]!.setMfn(sm, this.mfnOf(leaf));
+      reused = true;
       return true;
+    });
+    return reused;
+  }
+
+  /** Each leaf slot of a real mid page below `limit`, in pfn order (mid_missing tops skipped), until fn returns true. */
+  private someLeafSlot(limit: number, fn: (pfn: number, t: number, m: number, mid: Mid) => boolean): void {
+    for (let pfn = 0; pfn < limit; pfn += P2M_PER_PAGE) {
+      const t = p2mTopIndex(pfn);
+      const mid = this.top.slots[t]!;
+      if (mid === this.midMissing) {
+        pfn += P2M_PFNS_PER_TOP - P2M_PER_PAGE;
+        continue;
+      }
+      if (fn(pfn, t, p2mMidIndex(pfn), mid)) return;
     }
-    return false;
   }
 
   /** early_set_phys_to_machine */
@@ -295,20 +302,14 @@ export class P2mTree {
     const inList = new Set<P2mPage>(this.mfnList);
     let next = 0;
     const limit = Math.min(Math.ceil(this.opts.maxDomainPages / P2M_PER_PAGE) * P2M_PER_PAGE, MAX_P2M_PFN);
-    for (let pfn = 0; pfn < limit; pfn += P2M_PER_PAGE) {
-      const t = p2mTopIndex(pfn);
-      const mid = this.top.slots[t]!;
-      if (mid === this.midMissing) {
-        pfn += P2M_PFNS_PER_TOP - P2M_PER_PAGE;
-        continue;
-      }
-      const m = p2mMidIndex(pfn);
+    this.someLeafSlot(limit, (_pfn, t, m, mid) => {
       const leaf = mid.slots[m]!;
-      if (!inList.has(leaf)) continue;
+      if (!inList.has(leaf)) return false;
       const copy = copies[next++]!.copyFrom(leaf);
       mid.slots[m] = copy;
       if (this.mirrorLive()) this.topMfnP!.slots[t]!.setMfn(m, this.mfnOf(copy));
-    }
+      return false;
+    });
     for (const leaf of this.mfnList) leaf.initInvalid(); // memset(mfn_list, 0xff) before it is freed
   }
 

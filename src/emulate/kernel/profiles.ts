@@ -28,6 +28,9 @@ export interface KernelProfile {
 
 const GiB_PAGES = 2 ** 18;
 
+/** What kernels before the 2021 arch.max_pfn fix and before 4.9's KASLR page_offset_base share. */
+const BEFORE_4_9 = { maxPfnFix: false, ibftReserve: false, pageOffset: PAGE_OFFSET_LEGACY, vmallocStart: VMALLOC_START_LEGACY } as const;
+
 export const PROFILES: KernelProfile[] = [
   {
     id: 'linux-3.8',
@@ -37,10 +40,7 @@ export const PROFILES: KernelProfile[] = [
     treeVariant: '3.8',
     mirror: 'early',
     buildBound: 'xen_max_p2m_pfn',
-    maxPfnFix: false,
-    ibftReserve: false,
-    pageOffset: PAGE_OFFSET_LEGACY,
-    vmallocStart: VMALLOC_START_LEGACY,
+    ...BEFORE_4_9,
     defaults: { CONFIG_XEN_MAX_DOMAIN_MEMORY: '500' },
   },
   {
@@ -51,10 +51,7 @@ export const PROFILES: KernelProfile[] = [
     treeVariant: '3.8',
     mirror: 'delayed',
     buildBound: 'xen_max_p2m_pfn',
-    maxPfnFix: false,
-    ibftReserve: false,
-    pageOffset: PAGE_OFFSET_LEGACY,
-    vmallocStart: VMALLOC_START_LEGACY,
+    ...BEFORE_4_9,
     defaults: { CONFIG_XEN_MAX_DOMAIN_MEMORY: '500' },
   },
   {
@@ -65,10 +62,7 @@ export const PROFILES: KernelProfile[] = [
     treeVariant: '3.8',
     mirror: 'delayed',
     buildBound: 'max_pfn',
-    maxPfnFix: false,
-    ibftReserve: false,
-    pageOffset: PAGE_OFFSET_LEGACY,
-    vmallocStart: VMALLOC_START_LEGACY,
+    ...BEFORE_4_9,
     defaults: { CONFIG_XEN_MAX_DOMAIN_MEMORY: '500' },
   },
   {
@@ -79,10 +73,7 @@ export const PROFILES: KernelProfile[] = [
     treeVariant: '3.18',
     mirror: 'delayed',
     buildBound: 'xen_max_p2m_pfn',
-    maxPfnFix: false,
-    ibftReserve: false,
-    pageOffset: PAGE_OFFSET_LEGACY,
-    vmallocStart: VMALLOC_START_LEGACY,
+    ...BEFORE_4_9,
     defaults: { CONFIG_XEN_MAX_DOMAIN_MEMORY: '500' },
   },
   {
@@ -93,10 +84,7 @@ export const PROFILES: KernelProfile[] = [
     treeVariant: '3.8',
     mirror: 'delayed',
     buildBound: 'xen_max_p2m_pfn',
-    maxPfnFix: false,
-    ibftReserve: false,
-    pageOffset: PAGE_OFFSET_LEGACY,
-    vmallocStart: VMALLOC_START_LEGACY,
+    ...BEFORE_4_9,
     defaults: { CONFIG_XEN_BALLOON_MEMORY_HOTPLUG: 'y', CONFIG_XEN_BALLOON_MEMORY_HOTPLUG_LIMIT: '512', CONFIG_XEN_512GB: 'y' },
   },
   {
