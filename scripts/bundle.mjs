@@ -13,10 +13,14 @@
 // Source maps (FILE.js.map, sources = the TypeScript files) are kept: `node --enable-source-maps` names
 // the .ts files in stack traces.
 //
+// Last, the help cache (src/commands/cached-help.ts): what the bundled CLI's commander prints for `--help` and
+// `COMMAND --help` at 80 columns, keyed by the entry file it belongs to, so that `--help` needs no program.
+//
 // usage: node scripts/bundle.mjs [DIST]   (DIST defaults to <repo>/dist; tsc must have run into it)
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -99,3 +103,23 @@ await build({
   logLevel: 'warning',
   allowOverwrite: true,
 });
+
+// The help cache: commander's own output (the cache off), program and every command, at 80 columns (stdout is a
+// pipe here); keyed by the text of dist/src/cli.js as just written, so a later tsc run (which rewrites it) retires it.
+const { entryKey, HELP_CACHE_FILE, HELP_CACHE_ENV, CACHED_HELP_WIDTH } = await import(pathToFileURL(path.join(DIST, 'src/commands/cached-help.js')).href);
+const cli = path.join(DIST, 'src/cli.js');
+const helpOf = (args) => {
+  const r = spawnSync(process.execPath, [cli, ...args, '--help'], { env: { ...process.env, [HELP_CACHE_ENV]: '0' }, encoding: 'utf8' });
+  if (r.status !== 0 || r.stderr !== '' || r.stdout === '') throw new Error(`help cache: p2m-audit ${[...args, '--help'].join(' ')} exited ${r.status}: ${r.stderr.trim()}`);
+  return r.stdout;
+};
+const help = { '': helpOf([]) };
+const commandsPart = help[''].split(/\nCommands:\n/)[1] ?? '';
+for (const line of commandsPart.split('\n')) {
+  if (line.trim() === '') break;
+  const name = /^ {2}([a-z][a-z0-9-]*)\b/.exec(line)?.[1];
+  if (name && name !== 'help') help[name] = helpOf([name]);
+}
+const cacheFile = path.join(DIST, 'src/commands', HELP_CACHE_FILE);
+fs.writeFileSync(`${cacheFile}.tmp`, JSON.stringify({ entry: entryKey(cli), width: CACHED_HELP_WIDTH, help }));
+fs.renameSync(`${cacheFile}.tmp`, cacheFile);
