@@ -79,30 +79,34 @@ for (const e of ENTRIES) {
   if (!fs.existsSync(path.join(DIST, e.out))) throw new Error(`${path.join(DIST, e.out)} is missing: run tsc -p tsconfig.json first`);
 }
 fs.rmSync(path.join(DIST, CHUNK_DIR), { recursive: true, force: true });
-// one build with code splitting: a command's modules (and the packages only it uses) load when it runs,
-// and the workers share the chunks they have in common with the CLI
-await build({
-  entryPoints: ENTRIES.map((e) => path.join(ROOT, e.src)),
-  outbase: ROOT,
-  outdir: DIST,
-  entryNames: '[dir]/[name]',
-  chunkNames: `${CHUNK_DIR}/[name]-[hash]`,
-  bundle: true,
-  splitting: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  // whitespace and syntax only: names stay as written (profiles, and stack traces without source maps)
-  minifyWhitespace: true,
-  minifySyntax: true,
-  sourcemap: 'linked',
-  sourcesContent: false,
-  external: EXTERNAL,
-  banner: { js: BANNER },
-  plugins: [moduleUrlPlugin],
-  logLevel: 'warning',
-  allowOverwrite: true,
-});
+// Two builds with code splitting, the CLI's and the workers': a command's modules (and the packages only it
+// uses) load when it runs, and chunks are split only where the CLI's own dynamic imports (the program, each
+// command) or the workers' shared code need it — one build for all entries cut the audit's modules into 29
+// chunks shared with the workers (docs/bench-notes.md "Cold start").
+for (const group of [ENTRIES.filter((e) => e.src === 'src/cli.ts'), ENTRIES.filter((e) => e.src !== 'src/cli.ts')]) {
+  await build({
+    entryPoints: group.map((e) => path.join(ROOT, e.src)),
+    outbase: ROOT,
+    outdir: DIST,
+    entryNames: '[dir]/[name]',
+    chunkNames: `${CHUNK_DIR}/[name]-[hash]`,
+    bundle: true,
+    splitting: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    // whitespace and syntax only: names stay as written (profiles, and stack traces without source maps)
+    minifyWhitespace: true,
+    minifySyntax: true,
+    sourcemap: 'linked',
+    sourcesContent: false,
+    external: EXTERNAL,
+    banner: { js: BANNER },
+    plugins: [moduleUrlPlugin],
+    logLevel: 'warning',
+    allowOverwrite: true,
+  });
+}
 
 // The help cache: commander's own output (the cache off), program and every command, at 80 columns (stdout is a
 // pipe here); keyed by the text of dist/src/cli.js as just written, so a later tsc run (which rewrites it) retires it.

@@ -95,8 +95,14 @@ export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
   if (tailKind !== GuestLeaf.PAGE) {
     // past the guest's leaves every kind is beyondKind; within them, a plain scan of the kinds
     if (active > gLeaves && beyondKind === tailKind) active = Math.max(gLeaves, tLeaves);
-    const kinds = guest.kinds;
-    while (active > tLeaves && active <= gLeaves && kinds[active - 1] === tailKind) active--;
+    // (the last leaf of another kind, found natively: the tail can be most of a 512 GiB p2m area)
+    if (active > tLeaves && active <= gLeaves) {
+      let lastOther = -1;
+      for (const other of [GuestLeaf.PAGE, GuestLeaf.MISSING, GuestLeaf.IDENTITY]) {
+        if (other !== tailKind) lastOther = Math.max(lastOther, guest.kinds.lastIndexOf(other, active - 1));
+      }
+      active = Math.max(tLeaves, lastOther + 1);
+    }
   }
   const gKinds = new Uint8Array(active);
   const gFrames = new Float64Array(active).fill(-1);

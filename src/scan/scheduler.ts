@@ -7,9 +7,12 @@
 // Large files go first (longest work first keeps every core busy to the end); at most
 // MAX_OPEN_LARGE_FILES are planned at once, and their shards go before new files. At most
 // jobs · IN_FLIGHT_PER_THREAD tasks are handed to the pool at a time, so memory does not grow with the
-// number of files. A task whose worker throws or exits is retried once, on a fresh single-thread pool
-// (a fresh worker), one file at a time; a second failure makes the file's result an error. Results are
-// reported through `onResult` exactly once per file, never after abort().
+// number of files; each thread holds its waiting task itself (piscina's concurrentTasksPerWorker), so it
+// starts on it as soon as the running one ends instead of waiting a round trip through the main thread.
+// A task whose worker throws is retried once, on a fresh single-thread pool (a fresh worker), one file at
+// a time; a worker that exits fails both tasks it holds, and both are retried so. A second failure makes
+// the file's result an error. Results are reported through `onResult` exactly once per file, never after
+// abort().
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -33,7 +36,12 @@ const MIB = 1 << 20;
 export const MIN_SHARDED_FILE_BYTES = 4 * MIB;
 /** Files from this size up are always split, however many other files there are. */
 export const ALWAYS_SHARDED_FILE_BYTES = 64 * MIB;
-/** Tasks handed to the pool per thread: one running, one waiting, so no thread idles between tasks. */
+/**
+ * Tasks handed to the pool per thread: one running, one waiting, so no thread idles between tasks. The
+ * waiting one sits in the thread's own queue (piscina's concurrentTasksPerWorker): answering a task and
+ * being sent the next one took a round trip through the main thread — 8–9 % of each worker's time over
+ * the 2,000-file bench corpus (docs/bench-notes.md, "scan: per-file cost").
+ */
 export const IN_FLIGHT_PER_THREAD = 2;
 /** Large files planned (their views and leaf plans held) at once. */
 export const MAX_OPEN_LARGE_FILES = 2;
@@ -147,7 +155,7 @@ export class ScanScheduler {
   }
 
   private newPool(threads: number): Piscina<ScanTask, FileOutcome | Float64Array> {
-    const pool = new Piscina<ScanTask, FileOutcome | Float64Array>({ filename: this.workerPath, minThreads: threads, maxThreads: threads });
+    const pool = new Piscina<ScanTask, FileOutcome | Float64Array>({ filename: this.workerPath, minThreads: threads, maxThreads: threads, concurrentTasksPerWorker: IN_FLIGHT_PER_THREAD });
     // a worker that dies with no task in flight: its replacement is started by piscina; nothing is lost
     pool.on('error', () => {});
     return pool;

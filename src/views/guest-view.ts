@@ -123,11 +123,14 @@ export function readGuestView(img: GuestImage): GuestView {
  * pointer), so the audit does not decode the same page once per leaf.
  */
 function markSharedSentinels(img: GuestImage, view: GuestView): void {
-  // frames of private-looking leaves, sorted natively: repeats sit side by side
+  // frames of private-looking leaves, in leaf order. Past the last of them the view is the shared pages only
+  // (a linear list's xen_p2m_size spans 512 GiB of pfns whatever the guest's size): found natively, not walked.
+  const kinds = view.kinds;
+  const end = kinds.lastIndexOf(GuestLeaf.PAGE) + 1;
   let m = 0;
-  const frames = new Float64Array(view.kinds.length);
-  for (let k = 0; k < view.kinds.length; k++) {
-    if (view.kinds[k] === GuestLeaf.PAGE && view.leafFrames[k]! >= 0) frames[m++] = view.leafFrames[k]!;
+  const frames = new Float64Array(end);
+  for (let k = 0; k < end; k++) {
+    if (kinds[k] === GuestLeaf.PAGE && view.leafFrames[k]! >= 0) frames[m++] = view.leafFrames[k]!;
   }
   const uses = repeatedFrames(frames.subarray(0, m));
   for (const [frame, n] of uses) {
@@ -136,7 +139,7 @@ function markSharedSentinels(img: GuestImage, view: GuestView): void {
       view.notes.push(`leaf frame ${hex(frame)} backs ${n} leaves but is not all INVALID: the p2m is corrupt there`);
       continue;
     }
-    for (let k = 0; k < view.kinds.length; k++) {
+    for (let k = 0; k < end; k++) {
       if (view.kinds[k] === GuestLeaf.PAGE && view.leafFrames[k] === frame) view.kinds[k] = GuestLeaf.IDENTITY;
     }
     if (view.identityFrame < 0 || view.identityFrame === frame) view.identityFrame = frame;
