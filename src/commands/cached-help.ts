@@ -3,7 +3,7 @@
 // commander lays help out for the terminal's width, or 80 columns when stdout is not a terminal (its
 // Help.helpWidth / getOutHelpWidth): the cache holds the 80-column text, so it answers only at that width.
 import fs from 'node:fs';
-import tty from 'node:tty';
+import { createRequire } from 'node:module';
 
 /** The cache beside this module's build output: dist/src/commands/help-cache.json. */
 export const HELP_CACHE_FILE = 'help-cache.json';
@@ -52,8 +52,11 @@ export function entryKey(entryPath: string): string {
 
 /** The width commander would lay help out for on this process's stdout. */
 function stdoutHelpWidth(): number {
-  // a terminal is a character device; so is /dev/null, which is not a terminal (commander: 80 columns)
-  if (!fs.fstatSync(1).isCharacterDevice() || !tty.isatty(1)) return CACHED_HELP_WIDTH;
+  // a terminal is a character device; so is /dev/null, which is not a terminal (commander: 80 columns).
+  // node:tty is loaded only then: it brings node's whole net stack with it
+  if (!fs.fstatSync(1).isCharacterDevice()) return CACHED_HELP_WIDTH;
+  const { isatty } = createRequire(import.meta.url)('node:tty') as typeof import('node:tty');
+  if (!isatty(1)) return CACHED_HELP_WIDTH;
   return process.stdout.columns || CACHED_HELP_WIDTH;
 }
 

@@ -14,7 +14,6 @@ import type { AuditDomainOptions } from './live.js';
 import type { SweepOpts } from './sweep.js';
 import type { MfndumpView } from '../report/mfndump.js';
 import { addFleetCommand } from './fleet.js';
-import { packageVersion } from './cached-help.js';
 import { addCommandHelp, DOM0_MEM_DEFAULT_TEXT, JOBS_RANGE_TEXT, outputError, parseJobs, parseSeed, SEED_RANGE_TEXT } from './help-text.js';
 
 /** Exit code for a bad option, input or output (audit/verdict.ts EXIT_INPUT_ERROR; repeated so --help loads nothing). */
@@ -42,11 +41,11 @@ function collectConfig(v: string, prev: Record<string, string>): Record<string, 
 
 
 /** The whole program, every command and its help (also what scripts/bundle.mjs renders the help cache from). */
-export function build(): Command {
+export function build(version: string): Command {
   const program = new Command();
   program
     .name('p2m-audit')
-    .version(packageVersion(), '-V, --version', 'print the version of p2m-audit and exit')
+    .version(version, '-V, --version', 'print the version of p2m-audit and exit')
     .description(
       "Audits a Xen PV guest's pfn→mfn map (P2M) the way save/restore, migration, xl dump-core and crash see it, " +
         'and emulates dom0/domU boots of Linux kernel profiles to predict it without a Xen host.',
@@ -254,10 +253,11 @@ function guardStdio(stream: NodeJS.WriteStream, isStdout: boolean): void {
   });
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Run the program on `argv`; `version` is package.json's (the entry finds it: commands/cached-help.ts packageVersion). */
+export async function main(argv: string[], version: () => string): Promise<number> {
   guardStdio(process.stdout, true);
   guardStdio(process.stderr, false);
-  const program = build();
+  const program = build(version());
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
