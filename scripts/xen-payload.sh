@@ -2,7 +2,9 @@
 # Assemble the payload of the live integration test (test/live-xen.test.ts) for ../shared/xen-host/run.sh:
 #   scripts/xen-payload.sh DIR
 # DIR/app = the built project (dist/, package.json, the production node_modules and the xenlive addon built
-# here, since dom0 has no compiler), DIR/run.sh and helpers (test/xen-payload/), DIR/domu-modules/p2mlow.ko
+# here, since dom0 has no compiler; the CLI and workers always esbuild-bundled into DIR/app/dist by
+# scripts/bundle.mjs, whatever state dist/ is in: `npx tsc` alone leaves them unbundled, which costs seconds of
+# module loading per command under qemu TCG), DIR/run.sh and helpers (test/xen-payload/), DIR/domu-modules/p2mlow.ko
 # (built against Debian's linux-headers-6.1.0-56-amd64 with gcc-12), DIR/maps/System.map-* (the guest
 # kernel's map from ../shared/real-xen, plus a decoy under another version for --system-map-dir).
 set -euo pipefail
@@ -18,6 +20,8 @@ MAPGZ=../shared/real-xen/guest-kernel/System.map-$KVER.gz
 
 mkdir -p "$P/app/native/xenlive/build/Release" "$P/app/node_modules" "$P/domu-modules" "$P/maps"
 cp -a dist package.json "$P/app/"
+node scripts/bundle.mjs "$P/app/dist"
+head -c 300 "$P/app/dist/src/cli.js" | grep -q __p2mCreateRequire || { echo "xen-payload: $P/app/dist/src/cli.js is not the bundle" >&2; exit 2; }
 cp native/xenlive/build/Release/xenlive.node "$P/app/native/xenlive/build/Release/"
 # production dependencies only (the dev tools are most of node_modules)
 npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | sed "s|^$PWD/||" | while read -r dir; do

@@ -22,6 +22,9 @@ import { bannerVersion } from '../src/live/kernel-version.js';
 import { DomainSession, skipReason } from '../src/live/domain-session.js';
 import { planLeaves } from '../src/audit/run-audit.js';
 import { readGuestView } from '../src/views/guest-view.js';
+import { GuestLeaf } from '../src/views/p2m-leaves.js';
+import { SEARCHED_MFNS, pfnsOfMfns } from '../src/audit/normalise-tables.js';
+import type { GuestImage } from '../src/formats/guest-image.js';
 import { ARCH_P2M_GENERATION_OFFSET, PAGE_SIZE, SIZEOF_VCPU_GUEST_CONTEXT_64, VCPU_CTRLREG3_OFFSET_64 } from '../src/xen/abi.js';
 import { XEN_X86_EMU_LAPIC } from '../src/xen/domctl.js';
 
@@ -150,6 +153,78 @@ describe('live domain reader (fake hypervisor, seed case)', () => {
     expect(distinctLeaves).toBeGreaterThan(500);
     expect(xen.mapCalls).toBeLessThanOrEqual(1 + Math.ceil(distinctLeaves / BATCH_FRAMES) + 2 * walkFrames);
     expect(xen.mapCalls).toBeLessThan(distinctLeaves / 4);
+  });
+
+  // The save prediction's m2p (normalise-tables.ts pfnsOfMfns: the guest's p2m inverted) reads every guest leaf
+  // page again after the audit. Without announcing them, every leaf outside the last batch was its own map call
+  // (a 4 GiB guest on the real host: 1,024 of its 1,052 calls). Bounds from the structure: L leaf pages read in
+  // order cost ceil(L / B) calls with B frames per call; the walks' own frames are read one at a time.
+  it.each([64, 256, BATCH_FRAMES])('the whole audit and the save prediction map the leaves in batches of %i frames', (batch) => {
+    const xen = new FakeXen(g.image);
+    const img = openDomain(xen, xen.handle, 7, { symbols: g.image.symbols, batchFrames: batch });
+    const tool = mapP2m(img);
+    const guest = readGuestView(img);
+    const distinctLeaves = new Set(leafReadOrder(planLeaves(tool, guest))).size;
+    const guestLeaves = guest.leafFrames.filter((f, k) => guest.kinds[k] === GuestLeaf.PAGE && f >= 0).length;
+    const walkFrames = guest.structureFrames.size + 16;
+    xen.mapCalls = 0;
+    const live = auditLiveDomain(openDomain(xen, xen.handle, 7, { symbols: g.image.symbols, batchFrames: batch }));
+    expect(live.report.save?.outcome).toBe('drops');
+    expect(xen.mapCalls).toBeLessThanOrEqual(1 + Math.ceil(distinctLeaves / batch) + Math.ceil(guestLeaves / batch) + 2 * walkFrames);
+  });
+
+  it.each([64, 256])('the m2p pass over %i-frame batches: ceil(leaves / batch) map calls announced, one per leaf without', (batch) => {
+    const xen = new FakeXen(g.image);
+    const img = openDomain(xen, xen.handle, 7, { symbols: g.image.symbols, batchFrames: batch });
+    const guest = readGuestView(img);
+    const leaves = guest.leafFrames.filter((f, k) => guest.kinds[k] === GuestLeaf.PAGE && f >= 0);
+    expect(new Set(leaves).size).toBe(leaves.length);
+    expect(leaves.length).toBeGreaterThan(2 * batch);
+    // an mfn no pfn maps: the pass reads every leaf (it stops early only once every wanted mfn is found)
+    xen.mapCalls = 0;
+    expect(pfnsOfMfns(img, guest.kinds, guest.leafFrames, [MAX_MFN]).size).toBe(0);
+    expect(xen.mapCalls).toBe(Math.ceil(leaves.length / batch));
+    // the same pass over a frame source that cannot be told what comes next (no readAhead): one call per leaf
+    // outside the batch the image still holds
+    const plain: GuestImage = Object.assign(Object.create(img) as GuestImage, { readAhead: undefined });
+    xen.mapCalls = 0;
+    pfnsOfMfns(plain, guest.kinds, guest.leafFrames, [MAX_MFN]);
+    expect(xen.mapCalls).toBeGreaterThanOrEqual(leaves.length - batch);
+  });
+
+  it('the m2p pass stops at the last wanted mfn: it reads the leaves up to that pfn only', () => {
+    const xen = new FakeXen(g.image);
+    const img = openDomain(xen, xen.handle, 7, { symbols: g.image.symbols, batchFrames: 1 });
+    const guest = readGuestView(img);
+    const k = 3; // an mfn that guest leaf 3 maps (first pfn 3·512): leaves 0–3 are read, one frame per call
+    const page = g.image.readFrame(guest.leafFrames[k]!)!;
+    const mfn = Number(page.readBigUInt64LE(0));
+    expect([0, 1, 2, 3].every((j) => guest.kinds[j] === GuestLeaf.PAGE)).toBe(true);
+    xen.mapCalls = 0;
+    expect(pfnsOfMfns(img, guest.kinds, guest.leafFrames, [mfn, mfn])).toEqual(new Map([[mfn, k * 512]]));
+    expect(xen.mapCalls).toBe(k + 1);
+  });
+
+  // Two code paths find the pfns: a byte search per leaf page for up to SEARCHED_MFNS mfns, a bitmap test of
+  // every entry for more. Expected: the pfn each mfn was read at (leaf k, entry i → pfn 512·k + i; the
+  // emulated guest maps every RAM mfn once), the same from both paths, and nothing outside [fromPfn, toPfn].
+  it.each([1, SEARCHED_MFNS, SEARCHED_MFNS + 4])('pfnsOfMfns of %i mfns read from the guest leaves gives the pfns they were read at', (count) => {
+    const img = g.image;
+    const guest = readGuestView(img);
+    const leaves = [...guest.leafFrames.keys()].filter((k) => guest.kinds[k] === GuestLeaf.PAGE && guest.leafFrames[k]! >= 0);
+    const expected = new Map<number, number>();
+    for (let j = 0; j < count; j++) {
+      const k = leaves[(j * 13) % leaves.length]!;
+      const i = (j * 37 + 5) % 512;
+      expected.set(Number(img.readFrame(guest.leafFrames[k]!)!.readBigUInt64LE(i * 8)), k * 512 + i);
+    }
+    expect(expected.size).toBe(count);
+    const wanted = [...expected.keys(), MAX_MFN, -1];
+    expect(pfnsOfMfns(img, guest.kinds, guest.leafFrames, wanted)).toEqual(expected);
+    const [firstMfn, firstPfn] = [...expected][0]!;
+    const later = pfnsOfMfns(img, guest.kinds, guest.leafFrames, wanted, firstPfn + 1);
+    expect(later.has(firstMfn)).toBe(false);
+    expect(pfnsOfMfns(img, guest.kinds, guest.leafFrames, wanted, 0, firstPfn).get(firstMfn)).toBe(firstPfn);
   });
 
   it('p2m --domain prints every pfn 0..max_pfn as renderMfndump prints the same entries, the page type appended', () => {

@@ -20,6 +20,7 @@ import { GuestLeaf, type GuestView, type ToolstackView } from '../views/p2m-leav
 import { entryFrame } from '../translate/page-walk.js';
 import { _PAGE_PRESENT, _PAGE_PSE, P2M_ENTRY_SIZE, P2M_PER_PAGE, PAGE_SIZE, PTE_SIZE, PTRS_PER_TABLE, PT_LEVELS_64 } from '../xen/abi.js';
 import { NORMALISE_XEN_L4_FIRST, NORMALISE_XEN_L4_LAST } from '../xen/vcpu-guest-context.js';
+import { WORDS_PER_PAGE, pageWords } from '../xen/page-words.js';
 
 const WORD = 2 ** 32;
 /** High-word bits that mark a p2m entry as no RAM frame (FOREIGN, IDENTITY; INVALID has both). */
@@ -85,31 +86,91 @@ export function pseudophysmap(img: GuestImage, tool: ToolstackView, guest: Guest
   return { has: (m) => good.has(m), refuses: (m) => other.has(m) && !good.has(m) };
 }
 
+/** Up to this many wanted mfns are found in each leaf page by a native byte search for their entries. */
+export const SEARCHED_MFNS = 16;
+
+/** Records in `out` the first pfn of leaf page k (within [fromPfn, toPfn]) mapping each wanted mfn not found yet. */
+type LeafScan = (page: Buffer, k: number) => void;
+
+/**
+ * A few mfns: each one's p2m entry is 8 exact bytes (an unmarked entry equal to the mfn, as ramEntry reads
+ * it), so Buffer.indexOf finds it at an entry boundary without decoding the other 511 entries in JavaScript.
+ */
+function searchScan(mfns: readonly number[], out: Map<number, number>, fromPfn: number, toPfn: number): LeafScan {
+  const patterns = mfns.map((m) => {
+    const b = Buffer.alloc(P2M_ENTRY_SIZE);
+    b.writeUInt32LE(m % WORD, 0);
+    b.writeUInt32LE(Math.floor(m / WORD), 4);
+    return b;
+  });
+  return (page, k) => {
+    for (let j = 0; j < mfns.length; j++) {
+      const m = mfns[j]!;
+      if (out.has(m)) continue;
+      for (let at = page.indexOf(patterns[j]!); at >= 0 && at < PAGE_SIZE; at = page.indexOf(patterns[j]!, at + 1)) {
+        if (at % P2M_ENTRY_SIZE !== 0) continue;
+        const pfn = k * P2M_PER_PAGE + at / P2M_ENTRY_SIZE;
+        if (pfn < fromPfn || pfn > toPfn) continue;
+        out.set(m, pfn);
+        break;
+      }
+    }
+  };
+}
+
+/** Many mfns: every entry decoded (the words read in place) and tested against a bitmap of the wanted ones. */
+function bitmapScan(mfns: readonly number[], out: Map<number, number>, fromPfn: number, toPfn: number): LeafScan {
+  const want = new MfnBits();
+  let lowest = Infinity;
+  let highest = -1;
+  for (const m of mfns) {
+    want.set(m);
+    lowest = Math.min(lowest, m);
+    highest = Math.max(highest, m);
+  }
+  const scratch = new Uint32Array(WORDS_PER_PAGE);
+  return (page, k) => {
+    const w = pageWords(page, scratch);
+    for (let i = 0; i < P2M_PER_PAGE; i++) {
+      const hi = w[2 * i + 1]!;
+      if ((hi & ENTRY_MARK_HI) !== 0) continue;
+      const m = hi * WORD + w[2 * i]!;
+      if (m < lowest || m > highest || !want.has(m)) continue;
+      const pfn = k * P2M_PER_PAGE + i;
+      if (pfn >= fromPfn && pfn <= toPfn && !out.has(m)) out.set(m, pfn);
+    }
+  };
+}
+
 /**
  * pfn of each wanted mfn through a view's leaves (the guest's own p2m: m2p as its inverse), for pfns
- * [fromPfn, toPfn]. One pass with a bitmap test per entry; mfns no pfn maps are left out.
+ * [fromPfn, toPfn]: the first pfn in pfn order that maps it. One pass over the leaf pages in pfn order (a
+ * byte search per page for up to SEARCHED_MFNS mfns, else a bitmap test per entry), ending once every wanted
+ * mfn has its pfn (later pfns cannot change a first one); mfns no pfn maps are left out. The leaf pages it
+ * may read are announced first (readAhead: a live domain maps them in batches instead of one call each).
  */
 export function pfnsOfMfns(img: GuestImage, kinds: Uint8Array | null, leafFrames: Float64Array, wanted: readonly number[], fromPfn = 0, toPfn = Infinity): Map<number, number> {
   const out = new Map<number, number>();
-  const want = new MfnBits();
-  let any = false;
-  for (const m of wanted) {
-    if (m >= 0 && m < MAX_BITMAP_MFNS) {
-      want.set(m);
-      any = true;
-    }
-  }
-  if (!any) return out;
+  const mfns = [...new Set(wanted.filter((m) => m >= 0 && m < MAX_BITMAP_MFNS))];
+  if (mfns.length === 0) return out;
+  const scan = (mfns.length <= SEARCHED_MFNS ? searchScan : bitmapScan)(mfns, out, fromPfn, toPfn);
   const first = Math.floor(fromPfn / P2M_PER_PAGE);
-  for (let k = first; k < leafFrames.length && k * P2M_PER_PAGE <= toPfn; k++) {
-    if ((kinds && kinds[k] !== GuestLeaf.PAGE) || leafFrames[k]! < 0) continue;
-    const page = img.readFrame(leafFrames[k]!);
-    if (!page) continue;
-    for (let i = 0; i < P2M_PER_PAGE; i++) {
-      const m = ramEntry(page, i);
-      const pfn = k * P2M_PER_PAGE + i;
-      if (m >= 0 && pfn >= fromPfn && pfn <= toPfn && want.has(m) && !out.has(m)) out.set(m, pfn);
+  const end = Math.min(leafFrames.length, Math.floor(Math.min(toPfn, Number.MAX_SAFE_INTEGER) / P2M_PER_PAGE) + 1);
+  const isLeaf = (k: number): boolean => (!kinds || kinds[k] === GuestLeaf.PAGE) && leafFrames[k]! >= 0;
+  if (img.readAhead) {
+    const order = new Float64Array(Math.max(0, end - first));
+    let n = 0;
+    for (let k = first; k < end; k++) if (isLeaf(k)) order[n++] = leafFrames[k]!;
+    img.readAhead(order.subarray(0, n));
+  }
+  try {
+    for (let k = first; k < end && out.size < mfns.length; k++) {
+      if (!isLeaf(k)) continue;
+      const page = img.readFrame(leafFrames[k]!);
+      if (page) scan(page, k);
     }
+  } finally {
+    img.readAhead?.(null);
   }
   return out;
 }

@@ -53,6 +53,11 @@ export interface FrameSource {
   /** number of frames the image holds */
   frameCount(): number;
   close(): void;
+  /**
+   * Optional: the frames about to be read, in order (null: none). A live domain maps its misses among them in
+   * batches (formats/live-domain.ts); files read each frame where it lies and leave this out.
+   */
+  readAhead?(frames: Float64Array | null): void;
 }
 
 /**

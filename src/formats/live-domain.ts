@@ -34,6 +34,8 @@ export interface LiveDomainOptions {
   symbols?: SymbolTable;
   /** domain name, when the caller looked it up */
   name?: string | null;
+  /** frames per read-ahead map call (1 to BATCH_FRAMES; default BATCH_FRAMES): tests bound map calls with small ones */
+  batchFrames?: number;
 }
 
 /** What kind of guest a domain is: PV guests are read; HVM and PVH guests have no PV p2m. */
@@ -58,9 +60,9 @@ export class LiveDomainImage implements GuestImage {
   framesMapped = 0;
   mapCalls = 0;
 
-  private readonly batch = Buffer.alloc(BATCH_FRAMES * PAGE_SIZE);
-  private readonly batchErrs = new Int32Array(BATCH_FRAMES);
-  private batchFrames = new Map<number, number>();
+  private readonly batch: Buffer;
+  private readonly batchErrs: Int32Array;
+  private batchSlots = new Map<number, number>();
   private readonly small = new Map<number, Buffer>();
   private readonly one = new Float64Array(1);
   private plan: Float64Array | null = null;
@@ -78,14 +80,17 @@ export class LiveDomainImage implements GuestImage {
     /** every online vCPU's context (xc_vcpu_getcontext), frames in mfn space */
     readonly vcpus: readonly VcpuContext[],
     facts: { name: string | null; nrPages: number },
+    private readonly batchFrames = BATCH_FRAMES,
   ) {
+    this.batch = Buffer.alloc(batchFrames * PAGE_SIZE);
+    this.batchErrs = new Int32Array(batchFrames);
     this.arch = archOf(sharedInfo);
     this.formatFacts = { kind: 'live-domain', domid, ...facts };
   }
 
   readFrame(frame: number): Buffer | null {
     if (!(frame >= 0 && frame <= this.maxFrame)) return null;
-    const slot = this.batchFrames.get(frame);
+    const slot = this.batchSlots.get(frame);
     if (slot !== undefined) return slot < 0 ? null : this.batch.subarray(slot * PAGE_SIZE, (slot + 1) * PAGE_SIZE);
     const cached = this.small.get(frame);
     if (cached !== undefined) return cached;
@@ -137,7 +142,7 @@ export class LiveDomainImage implements GuestImage {
   }
 
   close(): void {
-    this.batchFrames.clear();
+    this.batchSlots.clear();
     this.small.clear();
     this.plan = null;
   }
@@ -150,23 +155,23 @@ export class LiveDomainImage implements GuestImage {
     return -1;
   }
 
-  /** Map up to BATCH_FRAMES distinct frames of the read-ahead list from index `at` in one call. */
+  /** Map up to batchFrames distinct frames of the read-ahead list from index `at` in one call. */
   private fillBatch(at: number, frame: number): Buffer | null {
     const plan = this.plan!;
     const slots = new Map<number, number>();
     const list: number[] = [];
     let i = at;
-    for (; i < plan.length && list.length < BATCH_FRAMES; i++) {
+    for (; i < plan.length && list.length < this.batchFrames; i++) {
       const f = plan[i]!;
       if (f < 0 || f > this.maxFrame || slots.has(f)) continue;
       slots.set(f, list.length);
       list.push(f);
     }
     this.cursor = i;
-    const errs = this.batchErrs;
+    const errs = this.batchErrs.subarray(0, list.length);
     this.mapInto(list, this.batch, `frames ${hex(list[0]!)}…`, errs);
     for (let s = 0; s < list.length; s++) if (errs[s] !== 0) slots.set(list[s]!, -1);
-    this.batchFrames = slots;
+    this.batchSlots = slots;
     const slot = slots.get(frame)!;
     return slot < 0 ? null : this.batch.subarray(slot * PAGE_SIZE, (slot + 1) * PAGE_SIZE);
   }
@@ -258,7 +263,9 @@ export function openDomain(addon: XenLiveAddon, handle: XenHandle, domid: number
   } catch (e) {
     throw liveError(label, e, true);
   }
-  return new LiveDomainImage(addon, handle, domid, label, sharedInfo, cr3, opts.symbols ?? new Map(), maxMfn, vcpus, { name, nrPages: info.nrPages });
+  const batch = opts.batchFrames ?? BATCH_FRAMES;
+  if (!Number.isInteger(batch) || batch < 1 || batch > BATCH_FRAMES) throw new RangeError(`batchFrames ${batch}: expected 1 to ${BATCH_FRAMES}`);
+  return new LiveDomainImage(addon, handle, domid, label, sharedInfo, cr3, opts.symbols ?? new Map(), maxMfn, vcpus, { name, nrPages: info.nrPages }, batch);
 }
 
 function selfMapRefused(label: string, frame: number): InputError {

@@ -67,6 +67,8 @@ class TextSource {
   private readonly isStdin: boolean;
   private pos = 0;
   private readonly buf = Buffer.alloc(CHUNK_BYTES);
+  /** a regular file's size when opened (−1: standard input) */
+  private readonly size: number = -1;
   readonly name: string;
   readonly limit: TextInputLimit;
 
@@ -82,6 +84,7 @@ class TextSource {
     }
     const opened = openRegularInput(file, `${this.limit.what} (a text file)`, `${this.limit.what} is read from a regular file, or from standard input given as '${STDIO_NAME}' (… | p2m-audit … ${STDIO_NAME})`);
     this.fd = opened.fd;
+    this.size = opened.size;
     if (opened.size > this.limit.maxBytes) {
       fs.closeSync(this.fd);
       throw this.tooLarge(`${opened.size} bytes, more`);
@@ -112,6 +115,32 @@ class TextSource {
       this.pos += n;
       if (this.pos > this.limit.maxBytes) throw this.tooLarge('longer');
       return this.buf.subarray(0, n);
+    }
+  }
+
+  /**
+   * Everything from the start, whole: a regular file is read in place into one buffer of its size (a
+   * 5 MB System.map: no chunk copies; the cap was checked at open), and whatever it grew by since in
+   * chunks; standard input in chunks.
+   */
+  readAll(): Buffer {
+    const parts: Buffer[] = [];
+    if (this.size > 0) {
+      const whole = Buffer.allocUnsafe(this.size);
+      let got = 0;
+      for (let n = -1; got < this.size && n !== 0; got += n) n = this.readInto(whole, got, this.size - got);
+      this.pos = got;
+      parts.push(whole.subarray(0, got));
+    }
+    for (let c = this.read(); c !== null; c = this.read()) parts.push(Buffer.from(c));
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  private readInto(into: Buffer, at: number, length: number): number {
+    try {
+      return fs.readSync(this.fd, into, at, length, at);
+    } catch (e) {
+      throw new InputError(`${this.name}: cannot read ${this.limit.what} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
     }
   }
 
@@ -192,9 +221,8 @@ export function* textInputLines(file: string, kind: TextInputKind, encoding: Buf
 export function readTextInput(file: string, kind: TextInputKind, encoding: BufferEncoding = 'utf8'): string {
   const src = new TextSource(file, kind);
   try {
-    const first = src.read();
-    if (first === null) return '';
-    const raw = readRest(src, first);
+    const raw = src.readAll();
+    if (raw.length === 0) return '';
     return (src.limit.gzip && isGzip(raw) ? gunzip(src, raw) : raw).toString(encoding);
   } finally {
     src.close();

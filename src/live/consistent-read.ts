@@ -83,7 +83,7 @@ export interface Pauser {
   unpause(): void;
 }
 
-/** How long the process stays up after a paused read for a pending SIGINT/SIGTERM to be dispatched. */
+/** How long the event loop keeps polling after a paused read (from its first turn) for a pending SIGINT/SIGTERM. */
 const SIGNAL_GRACE_MS = 50;
 
 /** Unpause callbacks of the reads holding a domain paused now (SIGINT/SIGTERM runs them before exiting). */
@@ -131,9 +131,12 @@ export function withPause<T>(p: Pauser, fn: () => T): T {
     return fn();
   } finally {
     release();
-    // keep the event loop alive a moment after the read, so that a signal received during it is dispatched
-    // (libuv hands it over when the loop polls; a loop with nothing left to do exits without polling)
-    setTimeout(() => undefined, SIGNAL_GRACE_MS);
+    // keep the event loop alive a moment once the caller's synchronous work (the report) is done, so that a
+    // signal received during the read is dispatched: libuv hands it over when the loop polls with a timer
+    // still pending. A timer set here already expired when that work outlasted it, and the loop exited without
+    // dispatching (exit 0 instead of 130 on the real host; the same with setImmediate alone), so the timer is
+    // set from the first loop turn
+    setImmediate(() => setTimeout(() => undefined, SIGNAL_GRACE_MS));
   }
 }
 

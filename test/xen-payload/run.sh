@@ -3,7 +3,9 @@
 # /payload/run.sh in the dom0 of a real Xen 4.17 host. It drives the real toolstack (xl, xen-mfndump) and
 # p2m-audit's live commands on the same guests, in the same pauses, and writes everything to $OUT; the
 # vitest test on the build machine asserts on those files. With PERF=1 it then also times live audits of 1 GiB
-# and 4 GiB guests against xen-mfndump dump-p2m (run.sh with MEM=6G PAYLOAD_ENV=PERF; not part of the test).
+# and 4 GiB guests against xen-mfndump dump-p2m (run.sh with MEM=6G PAYLOAD_ENV=PERF; not part of the test);
+# PERF=only times them without the test's cases. Options (names in PAYLOAD_ENV): PERF_MEMS (guest MiB, default
+# "1024 4096"), PERF_P2M=0 (skip p2m --domain), PERF_NODE_FLAGS (node option sets to time against the plain run).
 set -uo pipefail
 . "$XH_LIB"
 APP=/payload/app
@@ -27,28 +29,55 @@ xl info > "$OUT/xl-info.txt"
 perf_run() {
   # Time to verdict: live audit vs xen-mfndump dump-p2m of the same running guest (2 rounds each), and the
   # frames each maps. init_on_free is left out of these guests' command line: it only slows their boot.
-  a=$(ms); node -e 0; b=$(ms); echo "node_startup_ms $(( b - a ))" >> "$OUT/perf.txt"
-  for mem in 1024 4096; do
+  # The breakdown: node's own start, the CLI's start (--version: the bundle's entry, no command), and one more
+  # audit under --cpu-prof (profiles in $OUT/prof/, read on the build machine); --stats prints the read.
+  local P=$OUT/perf.txt
+  mkdir -p "$OUT/prof"
+  for i in 1 2; do
+    a=$(ms); node -e 0; b=$(ms); echo "node_startup_ms $(( b - a ))" >> $P
+    for flags in ${PERF_NODE_FLAGS:-}; do a=$(ms); node ${flags//,/ } -e 0; b=$(ms); echo "node_startup_ms[$flags] $(( b - a ))" >> $P; done
+  done
+  for i in 1 2; do a=$(ms); pa --version > /dev/null; b=$(ms); echo "cli_version_ms $(( b - a ))" >> $P; done
+  a=$(ms); node -e "require('fs').readFileSync('$MAP', 'latin1').length" > /dev/null; b=$(ms); echo "read_system_map_ms $(( b - a ))" >> $P
+  head -c 200 "$APP/dist/src/cli.js" | grep -q __p2mCreateRequire && echo "cli_bundled yes" >> $P || echo "cli_bundled NO" >> $P
+  for mem in ${PERF_MEMS:-1024 4096}; do
     name=perf$mem
     sed -e "s/^memory.*/memory = $mem/" -e "s/^maxmem.*/maxmem = $mem/" -e 's/ init_on_free=1//' /etc/xen/pvplain.cfg > /tmp/$name.cfg
     step "start $name"
-    start_domu $name /tmp/$name.cfg 900 || { echo "start_domu $name failed" | tee -a "$OUT/perf.txt"; return 0; }
+    start_domu $name /tmp/$name.cfg 900 || { echo "start_domu $name failed" | tee -a $P; return 0; }
     id=$(domid $name)
+    # each round: xen-mfndump, node's own start (node -e 0: the floor of any one-shot node command), the audit, then the audit under each of PERF_NODE_FLAGS (node options, words
+    # joined by commas), so that a variant and its reference are timed under the same load
     for round in 1 2; do
       a=$(ms); xen-mfndump dump-p2m "$id" > /tmp/mfndump.txt; b=$(ms)
-      echo "$name mfndump_ms $(( b - a ))" >> "$OUT/perf.txt"
+      echo "$name mfndump_ms $(( b - a ))" >> $P
+      a=$(ms); node -e 0; b=$(ms)
+      echo "$name node_e0_ms $(( b - a ))" >> $P
       a=$(ms); pa audit --domain $name --system-map "$MAP" --stats > /tmp/audit.txt 2> /tmp/audit.err; rc=$?; b=$(ms)
-      echo "$name audit_ms $(( b - a )) rc $rc $(grep 'frames mapped' /tmp/audit.err)" >> "$OUT/perf.txt"
+      echo "$name audit_ms $(( b - a )) rc $rc $(grep 'frames mapped' /tmp/audit.err)" >> $P
+      for flags in ${PERF_NODE_FLAGS:-}; do
+        a=$(ms); node ${flags//,/ } "$APP/dist/src/cli.js" audit --domain $name --system-map "$MAP" --stats > /tmp/audit-v.txt 2> /tmp/audit.err; rc=$?; b=$(ms)
+        echo "$name audit_ms[$flags] $(( b - a )) rc $rc $(grep 'frames mapped' /tmp/audit.err)" >> $P
+        cmp -s /tmp/audit.txt /tmp/audit-v.txt || echo "$name audit[$flags] output differs" >> $P
+      done
     done
-    a=$(ms); pa p2m --domain $name --stats > /tmp/p2m.txt 2> /tmp/p2m.err; b=$(ms)
-    echo "$name p2m_ms $(( b - a )) $(grep 'frames mapped' /tmp/p2m.err)" >> "$OUT/perf.txt"
-    cmp -s /tmp/mfndump.txt /tmp/p2m.txt; echo "$name p2m_vs_mfndump_cmp $?" >> "$OUT/perf.txt"
-    head -2 /tmp/audit.txt >> "$OUT/perf.txt"
-    grep 'P2M size' /tmp/mfndump.txt >> "$OUT/perf.txt"
+    a=$(ms); node --cpu-prof --cpu-prof-dir="$OUT/prof" --cpu-prof-name=$name-audit.cpuprofile "$APP/dist/src/cli.js" \
+      audit --domain $name --system-map "$MAP" --stats > /dev/null 2> /tmp/audit.err; b=$(ms)
+    echo "$name audit_cpuprof_ms $(( b - a )) $(grep 'frames mapped' /tmp/audit.err)" >> $P
+    if [ "${PERF_P2M:-1}" = 1 ]; then
+      a=$(ms); pa p2m --domain $name --stats > /tmp/p2m.txt 2> /tmp/p2m.err; b=$(ms)
+      echo "$name p2m_ms $(( b - a )) $(grep 'frames mapped' /tmp/p2m.err)" >> $P
+      cmp -s /tmp/mfndump.txt /tmp/p2m.txt; echo "$name p2m_vs_mfndump_cmp $?" >> $P
+    fi
+    head -2 /tmp/audit.txt >> $P
+    grep 'P2M size' /tmp/mfndump.txt >> $P
     stop_domu $name
   done
   step "PERF DONE"
 }
+
+# PERF=only: the timings alone, without the test's cases (run.sh with MEM=6G PAYLOAD_ENV="PERF ...")
+if [ "${PERF:-0}" = only ]; then perf_run; exit 0; fi
 
 
 # ---- errors that need no guest --------------------------------------------------------------------------
