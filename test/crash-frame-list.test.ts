@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryImage } from '../src/formats/memory-image.js';
 import type { FormatFacts } from '../src/formats/guest-image.js';
-import { firstDisagreement, listEntry, NO_LEAF, readFrameList, type FrameListRule } from '../src/views/crash-frame-list.js';
+import { firstDisagreement, leafLookup, listEntry, NO_LEAF, readFrameList, type FrameListRule } from '../src/views/crash-frame-list.js';
 import { crashView } from '../src/views/crash-view.js';
 import { mapP2m } from '../src/views/toolstack-view.js';
 import { writeArchSharedInfo } from '../src/xen/shared-info.js';
@@ -131,6 +131,49 @@ describe('reading a frame list: crash and makedumpfile', () => {
     expect(listEntry(img, readFrameList(img, ROOT), pfn, out)).toBe(want);
     expect(out.leaf).toBe(leaf);
     if (lo !== null) expect(out.lo).toBe(lo);
+  });
+});
+
+describe('point reads of a frame list (leafLookup, listEntry) without its flat leaves array', () => {
+  it.each([
+    // the hand-derived leaves of the lists above: Linux ≥ 3.x (512 × 512, through the shared missing mid page),
+    // and the sparse list's crash (a copied zero slot, an overflow) and makedumpfile (stops after M0) readings
+    ['crash', linuxList, { 0: L0, 1: L1, 2: MISS_LEAF, 511: MISS_LEAF, 512: MISS_LEAF, 262143: MISS_LEAF, 262144: NO_LEAF, [-1]: NO_LEAF }],
+    ['makedumpfile', linuxList, { 0: L0, 1: L1, 2: MISS_LEAF, 262143: MISS_LEAF, 262144: NO_LEAF }],
+    ['crash', sparseList, { 0: L0, 1: 0, 2: NO_LEAF, 511: NO_LEAF, 512: L1, 513: L1, 514: NO_LEAF }],
+    ['makedumpfile', sparseList, { 0: L0, 1: NO_LEAF, 512: NO_LEAF, 513: NO_LEAF }],
+  ] as const)('%s on %O: the hand-derived leaves, and every leaf as the flat array has it', (rule, build, at) => {
+    const img = build();
+    const list = readFrameList(img, ROOT, rule);
+    const leafAt = leafLookup(list);
+    for (const [k, v] of Object.entries(at)) expect(leafAt(Number(k))).toBe(v);
+    // the flat array (a second code path: the tool's copy done block by block) agrees on every leaf
+    const flat = list.leaves;
+    let firstDiff = -1;
+    for (let k = -1; k <= list.p2mFrames && firstDiff < 0; k++) if (leafAt(k) !== (k >= 0 && k < list.p2mFrames ? flat[k]! : NO_LEAF)) firstDiff = k;
+    expect(firstDiff).toBe(-1);
+  });
+
+  it('listEntry reads the same entries before and after the flat array is built', () => {
+    const img = linuxList();
+    const list = readFrameList(img, ROOT);
+    const read = (pfn: number): [string, number, number] => {
+      const out = { lo: 0, hi: 0, leaf: -1 };
+      const r = listEntry(img, list, pfn, out);
+      return [r, out.leaf, out.lo];
+    };
+    const pfns = [0, 0x1ff, 0x200, 0x400, 262143 * 512 + 511, 262144 * 512];
+    const before = pfns.map(read);
+    expect(before).toEqual([
+      ['ok', L0, 0x50000],
+      ['ok', L0, 0x50000 + 0x1ff],
+      ['ok', L1, 0x60000],
+      ['ok', MISS_LEAF, 0xffffffff],
+      ['ok', MISS_LEAF, 0xffffffff],
+      ['beyond', -1, 0],
+    ]);
+    expect(list.leaves.length).toBe(262144);
+    expect(pfns.map(read)).toEqual(before);
   });
 });
 

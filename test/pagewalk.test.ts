@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryImage } from '../src/formats/memory-image.js';
 import { PageTableBuilder } from '../src/emulate/kernel/page-table-builder.js';
-import { isWalkFailure, readVirt, readVirtU64, translate, walkRange, type FrameReader, type Translation, type WalkFailure } from '../src/translate/page-walk.js';
+import { frameOfVaWords, isWalkFailure, readVirt, readVirtU64, TableCache, translate, walkRange, type FrameReader, type Translation, type WalkFailure } from '../src/translate/page-walk.js';
 import { _PAGE_ACCESSED, _PAGE_NX_HI, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_USER, PAGE_SIZE } from '../src/xen/abi.js';
 
 const P = _PAGE_PRESENT;
@@ -404,5 +404,71 @@ describe('PageTableBuilder', () => {
   ])('refuses %s', (_what, act) => {
     const { b } = build();
     expect(() => act(b)).toThrow(Error);
+  });
+});
+
+describe('frameOfVaWords: the walk of a pointer given as its two words', () => {
+  const img = handImage();
+  const words = (va: bigint): [number, number] => [Number(va & 0xffffffffn), Number((va >> 32n) & 0xffffffffn)];
+  // the frames worked out by hand for translate above (the same bit fields), and −1 where it fails
+  const cases: [bigint, number][] = [
+    [0x403abcn, 0x5555],
+    [0x404fffn, 0x5556],
+    [0x407010n, 0x123456789a],
+    [0x3ff123n, 0x6000],
+    [0xb45678n, 0x40145],
+    [0x3fffffffn, 0x7fe00 + 0x1ff],
+    [0xffff888012345678n, 0x40145],
+    [0xffff888063456789n, 0xa3456],
+    [0xffff88807fffffffn, 0xbffff],
+    [0x8000000000n, -1],
+    [0x10000000000n, -1],
+    [0x40000000n, -1],
+    [0x405000n, -1],
+    [0x406000n, -1],
+    [0x800000n, -1],
+    [0xffff888000403000n, -1], // L4 273 → L2 0x111 entry 2: empty (the low word is that of 0x403000, the high word differs)
+  ];
+  it.each(cases)('VA %s → frame %s', (va, frame) => {
+    const [lo, hi] = words(va);
+    expect(frameOfVaWords(img, CR3, lo, hi)).toBe(frame);
+  });
+
+  it.each([0x0000800000000000n, 0xffff7fffffffffffn, 0x1234567812345678n])('non-canonical VA %s: −1 without reading tables', (va) => {
+    let reads = 0;
+    const counting: FrameReader = { readFrame: (f) => (reads++, img.readFrame(f)) };
+    const [lo, hi] = words(va);
+    expect(frameOfVaWords(counting, CR3, lo, hi)).toBe(-1);
+    expect(reads).toBe(0);
+  });
+
+  it('through one TableCache, in any order: the same frames as walks without it (the cache starts a walk at the L1 table of the same 2 MiB region only)', () => {
+    const cache = new TableCache(img);
+    for (const order of [cases, [...cases].reverse()]) {
+      for (const [va, frame] of order) {
+        const [lo, hi] = words(va);
+        expect(frameOfVaWords(cache, CR3, lo, hi)).toBe(frame);
+        const t = translate(cache, CR3, va);
+        expect(isWalkFailure(t) ? -1 : t.frame).toBe(frame);
+      }
+    }
+  });
+
+  it('the L1 table a cache remembers belongs to one top table and one VA region: another cr3, or another high word, is walked from the top', () => {
+    const two = handImage();
+    // cr3 0x300: L4[0] → L3 0x301 → L2 0x302 [2] → L1 0x303 [3] → 0x7777 (VA 0x403000, as under cr3 0x100 but another frame)
+    setRaw(two, 0x300, 0, low(0x301, TABLE));
+    setRaw(two, 0x301, 0, low(0x302, TABLE));
+    setRaw(two, 0x302, 2, low(0x303, TABLE));
+    setRaw(two, 0x303, 3, low(0x7777, P | RW));
+    const cache = new TableCache(two);
+    const [lo, hi] = words(0x403000n);
+    expect(frameOfVaWords(cache, CR3, lo, hi)).toBe(0x5555);
+    expect(frameOfVaWords(cache, 0x300, lo, hi)).toBe(0x7777);
+    expect(frameOfVaWords(cache, CR3, lo, hi)).toBe(0x5555);
+    // and to the whole VA above the L1 index: the same low word with another high word is another region
+    const [lo2, hi2] = words(0xffff888000403000n);
+    expect(lo2).toBe(lo);
+    expect(frameOfVaWords(cache, CR3, lo2, hi2)).toBe(-1);
   });
 });

@@ -47,6 +47,13 @@ export class TableCache implements FrameReader {
   /** … and the private copy of it (made on first use; moves with its slot) */
   private readonly copies: (Buffer | undefined)[] = new Array<Buffer | undefined>((PT_LEVELS_64 + 1) * TABLES_PER_LEVEL);
 
+  /**
+   * The L1 table the last walk through this cache reached, and what it was reached from: the top table and
+   * the VA's bits above the L1 index (one 2 MiB region). A walk in the same region from the same top table
+   * goes through the same L4..L2 entries (the frames do not change), so it starts at that L1 table.
+   */
+  readonly lastL1 = { cr3: -1, hi: -1, region: -1, frame: -1 };
+
   constructor(private readonly inner: FrameReader) {}
 
   readFrame(frame: number): Buffer | null {
@@ -101,6 +108,8 @@ type PageSize = Translation['pageSize'];
 // ---- derived geometry -------------------------------------------------------------------------
 /** Bits of VA one table level resolves (log2 PTRS_PER_TABLE = 9). */
 const INDEX_BITS = 31 - Math.clz32(PTRS_PER_TABLE);
+/** Mask of one table index. */
+const INDEX_MASK = PTRS_PER_TABLE - 1;
 /** Implemented linear-address bits with 4-level paging: 48. */
 const VA_BITS = L4_SHIFT + INDEX_BITS;
 /** Width of one entry word. */
@@ -159,6 +168,78 @@ export function isWalkFailure(x: Translation | WalkFailure): x is WalkFailure {
   return (x as WalkFailure).error !== undefined;
 }
 
+/** Why walk48 stopped short of a leaf: a table absent from the image, a non-present entry, PS in an L4 entry. */
+const Stop = { NONE: 0, ABSENT: 1, NOT_PRESENT: 2, RESERVED_PS: 3 } as const;
+type Stop = (typeof Stop)[keyof typeof Stop];
+
+/**
+ * Where the last walk48 ended: the leaf's 4 KiB frame and size, or the stop, the level, table and index it
+ * stopped at. One object for the module, written only when a walk returns (a reader that translates
+ * inside readFrame cannot tear it): the walk itself allocates nothing.
+ */
+const walked = { frame: 0, pageSize: SIZE_4K as PageSize, stop: Stop.NONE as Stop, level: 0, table: -1, index: -1 };
+
+function stopAt(stop: Stop, level: number, table: number, index: number): false {
+  walked.stop = stop;
+  walked.level = level;
+  walked.table = table;
+  walked.index = index;
+  return false;
+}
+
+/** Index of the entry covering a VA in the table of `level`, from the VA's two words (integer shifts only). */
+function wordIndex(lo: number, hi: number, level: number): number {
+  const shift = LEVEL_SHIFT[level]!;
+  if (shift >= WORD_BITS) return (hi >>> (shift - WORD_BITS)) & INDEX_MASK;
+  return ((lo >>> shift) | (shift + INDEX_BITS > WORD_BITS ? hi << (WORD_BITS - shift) : 0)) & INDEX_MASK;
+}
+
+/**
+ * The page walk of a VA's low 48 bits given as two words (`hi` holding bits 32..47; the canonical check is
+ * the caller's): true and `walked` holds the 4 KiB frame, or false and `walked` says where it stopped.
+ */
+function walk48(img: FrameReader, cr3Frame: number, lo: number, hi: number): boolean {
+  let table = cr3Frame;
+  let top = PT_LEVELS_64;
+  const memo = img instanceof TableCache ? img.lastL1 : null;
+  const region = lo >>> L2_SHIFT;
+  if (memo !== null && memo.cr3 === cr3Frame && memo.hi === hi && memo.region === region) {
+    table = memo.frame;
+    top = 1;
+  }
+  for (let level = top; level >= 1; level--) {
+    const idx = wordIndex(lo, hi, level);
+    if (level === 1 && memo !== null) {
+      memo.cr3 = cr3Frame;
+      memo.hi = hi;
+      memo.region = region;
+      memo.frame = table;
+    }
+    const page = readTable(img, level, table);
+    if (page === null) return stopAt(Stop.ABSENT, level, table, idx);
+    const elo = page.readUInt32LE(idx * PTE_SIZE);
+    const ehi = page.readUInt32LE(idx * PTE_SIZE + WORD_BYTES);
+    if ((elo & _PAGE_PRESENT) === 0) return stopAt(Stop.NOT_PRESENT, level, table, idx);
+    const named = entryFrame(elo, ehi);
+    if (level === 1) {
+      walked.frame = named;
+      walked.pageSize = SIZE_4K as PageSize;
+      return true;
+    }
+    if ((elo & _PAGE_PSE) !== 0) {
+      if (level === PT_LEVELS_64) return stopAt(Stop.RESERVED_PS, level, table, idx);
+      const perLeaf = level === 3 ? FRAMES_PER_1G : FRAMES_PER_2M;
+      // the 4 KiB frame within the leaf: the VA's page bits below the leaf's span (≤ 1 GiB: all in the low word)
+      walked.frame = named - (named % perLeaf) + ((lo >>> PAGE_SHIFT) & (perLeaf - 1));
+      walked.pageSize = (level === 3 ? SIZE_1G : SIZE_2M) as PageSize;
+      return true;
+    }
+    table = named;
+  }
+  // unreachable: level 1 always returns
+  return stopAt(Stop.ABSENT, 0, -1, -1);
+}
+
 /**
  * VA → (4 KiB frame holding it, byte offset in that frame). 2 MiB and 1 GiB leaves (PSE at L2/L3)
  * give the right 4K frame inside the big page. Non-canonical VA, non-present entry, PSE in an L4 entry,
@@ -167,35 +248,33 @@ export function isWalkFailure(x: Translation | WalkFailure): x is WalkFailure {
  */
 export function translate(img: FrameReader, cr3Frame: number, va: bigint): Translation | WalkFailure {
   if (!isCanonical(va)) return nonCanonical(va);
-  const v48 = Number(va & VA_MASK);
-  const pageOffset = v48 % PAGE_SIZE;
-  let table = cr3Frame;
-  for (let level = PT_LEVELS_64; level >= 1; level--) {
-    const idx = levelIndex(v48, level);
-    const page = readTable(img, level, table);
-    if (page === null) {
-      return failure(`L${level} table frame ${hex(table)} is absent from the image (walking VA ${hex(va)})`, level, table, idx);
-    }
-    const lo = page.readUInt32LE(idx * PTE_SIZE);
-    const hi = page.readUInt32LE(idx * PTE_SIZE + WORD_BYTES);
-    if ((lo & _PAGE_PRESENT) === 0) {
-      return failure(`L${level} entry ${idx} of table ${hex(table)} is not present (walking VA ${hex(va)})`, level, table, idx);
-    }
-    const named = entryFrame(lo, hi);
-    if (level === 1) return { frame: named, offset: pageOffset, pageSize: SIZE_4K as PageSize };
-    if ((lo & _PAGE_PSE) !== 0) {
-      if (level === PT_LEVELS_64) {
-        return failure(`L4 entry ${idx} of table ${hex(table)} has the reserved PS bit set (walking VA ${hex(va)})`, level, table, idx);
-      }
-      const perLeaf = level === 3 ? FRAMES_PER_1G : FRAMES_PER_2M;
-      const base = named - (named % perLeaf);
-      const within = Math.floor((v48 % LEVEL_SPAN[level]!) / PAGE_SIZE);
-      return { frame: base + within, offset: pageOffset, pageSize: (level === 3 ? SIZE_1G : SIZE_2M) as PageSize };
-    }
-    table = named;
-  }
-  // unreachable: level 1 always returns
-  return failure('walk did not reach a leaf', 0, -1, -1);
+  const lo = Number(va & LO_WORD_MASK);
+  if (walk48(img, cr3Frame, lo, Number((va >> WORD_SHIFT_N) & HI_VA_MASK_N))) return { frame: walked.frame, offset: lo % PAGE_SIZE, pageSize: walked.pageSize };
+  const { stop, level, table, index } = walked;
+  if (level === 0) return failure('walk did not reach a leaf', 0, -1, -1);
+  if (stop === Stop.ABSENT) return failure(`L${level} table frame ${hex(table)} is absent from the image (walking VA ${hex(va)})`, level, table, index);
+  if (stop === Stop.NOT_PRESENT) return failure(`L${level} entry ${index} of table ${hex(table)} is not present (walking VA ${hex(va)})`, level, table, index);
+  return failure(`L4 entry ${index} of table ${hex(table)} has the reserved PS bit set (walking VA ${hex(va)})`, level, table, index);
+}
+
+/** Bits 63..47 of a canonical VA, as they sit in its high word (bits 31..15): all clear or all set. */
+const HI_SIGN_SHIFT = VA_BITS - 1 - WORD_BITS;
+const HI_SIGN_ALL = 2 ** (WORD_BITS - HI_SIGN_SHIFT) - 1;
+/** The VA bits (32..47) a high word contributes, and the same split for a BigInt VA. */
+const HI_VA_MASK = 2 ** (VA_BITS - WORD_BITS) - 1;
+const HI_VA_MASK_N = BigInt(HI_VA_MASK);
+const LO_WORD_MASK = 0xffffffffn;
+const WORD_SHIFT_N = BigInt(WORD_BITS);
+
+/**
+ * The 4 KiB frame holding the byte at the VA given as its two u32 words (low word first, as a pointer
+ * sits in memory), or −1 when translate() would fail: translate's walk without a BigInt or an object per
+ * call, for loops over pointer pages (a p2m mid page's 512 leaf pointers).
+ */
+export function frameOfVaWords(img: FrameReader, cr3Frame: number, lo: number, hi: number): number {
+  const sign = hi >>> HI_SIGN_SHIFT;
+  if (sign !== 0 && sign !== HI_SIGN_ALL) return -1;
+  return walk48(img, cr3Frame, lo >>> 0, hi & HI_VA_MASK) ? walked.frame : -1;
 }
 
 /**

@@ -87,7 +87,9 @@ function failed(rule: FrameListRule, rootMfn: number, why: string, structure: Se
  * Read the frame list rooted at `rootMfn` by `rule`. Never throws on content: a page the dump lacks is the
  * tool's own fatal error ("cannot read xen kdump p2m mfn page"), reported in `failure`. Each distinct page
  * is read and decoded once (Linux points every unused top slot at one shared p2m_mid_missing page); the
- * tool's two passes (count, copy) then work on the decoded slots, the copy one native block per mid page.
+ * tool's two passes (count, copy) then work on the decoded slots. The copy is kept as what each mid page
+ * gives: point reads (listEntry, leafLookup) go to the decoded page, and the flat `leaves` array is built,
+ * one native block per mid page, only when read.
  */
 export function readFrameList(img: FrameReader, rootMfn: number, rule: FrameListRule = 'crash'): FrameList {
   const structure = new Set<number>();
@@ -126,14 +128,15 @@ export function readFrameList(img: FrameReader, rootMfn: number, rule: FrameList
     p2mFrames += n;
   }
   // copy, as the tool does on its second pass: the first counted[i] slots of mid page i to leaf i·512 …
-  const leaves = new Float64Array(p2mFrames).fill(NO_LEAF);
+  // (what each mid page gives is noted here; the flat array is built only when someone reads `leaves`)
+  const copied = new Int32Array(midMfns.length);
   let overflow = false;
   for (let i = 0, left = p2mFrames; i < midMfns.length && (rule === 'makedumpfile' || left > 0); i++) {
     const n = counted[i]!;
     const at = i * P2M_MID_PER_PAGE;
     const room = Math.max(0, p2mFrames - at);
     if (n > room) overflow = true;
-    if (Math.min(n, room) > 0) leaves.set(midAt[i]!.slots.subarray(0, Math.min(n, room)), at);
+    copied[i] = Math.min(n, room);
     left -= n;
     if (rule === 'makedumpfile' && n !== P2M_MID_PER_PAGE) {
       if (i + 1 < midMfns.length) notes.push(`makedumpfile stops copying after mid page ${i} (${n} of ${P2M_MID_PER_PAGE} slots before its first zero): leaves ${at + n}..${p2mFrames - 1} stay unset`);
@@ -142,7 +145,46 @@ export function readFrameList(img: FrameReader, rootMfn: number, rule: FrameList
   }
   if (overflow) notes.push(`crash copies mid page slots past its ${p2mFrames}-entry p2m_mfn_frame_list buffer (a mid page with zero slots before a later mid page): what it reads there is undefined`);
   notes.push(`${rule}: ${midMfns.length} top entr${midMfns.length === 1 ? 'y' : 'ies'} before the first zero, p2m_frames ${p2mFrames}: pfns 0x0-${hex(Math.max(0, p2mFrames * P2M_MID_PER_PAGE - 1))} go through the list`);
-  return { rule, rootMfn, midMfns, counted, p2mFrames, leaves, failure: null, overflow, structureFrames: structure, notes };
+  // leaf k is slot k % 512 of mid page ⌊k / 512⌋ when that page's copy reached it, else never written
+  const leafAt = (k: number): number => {
+    if (!(k >= 0 && k < p2mFrames)) return NO_LEAF;
+    const i = Math.floor(k / P2M_MID_PER_PAGE);
+    const s = k % P2M_MID_PER_PAGE;
+    return s < copied[i]! ? midAt[i]!.slots[s]! : NO_LEAF;
+  };
+  let leaves: Float64Array | null = null;
+  const list: FrameList = {
+    rule,
+    rootMfn,
+    midMfns,
+    counted,
+    p2mFrames,
+    /** the tool's p2m_mfn_frame_list (p2mFrames · 8 bytes: 2 MiB for a 3.x kernel's 512 × 512 slots), built on first read */
+    get leaves(): Float64Array {
+      if (leaves === null) {
+        leaves = new Float64Array(p2mFrames).fill(NO_LEAF);
+        for (let i = 0; i < copied.length; i++) if (copied[i]! > 0) leaves.set(midAt[i]!.slots.subarray(0, copied[i]!), i * P2M_MID_PER_PAGE);
+      }
+      return leaves;
+    },
+    failure: null,
+    overflow,
+    structureFrames: structure,
+    notes,
+  };
+  leafLookups.set(list, leafAt);
+  return list;
+}
+
+/** Per list read here: its leaf lookup without the flat array. */
+const leafLookups = new WeakMap<FrameList, (k: number) => number>();
+
+/**
+ * `list.leaves[k]` (NO_LEAF past p2mFrames) as a function, for point reads: for a list read by
+ * readFrameList it reads the decoded mid page and never builds the flat array.
+ */
+export function leafLookup(list: FrameList): (k: number) => number {
+  return leafLookups.get(list) ?? ((k) => (k >= 0 && k < list.p2mFrames ? list.leaves[k]! : NO_LEAF));
 }
 
 /** Lists already read per image and (root, rule). */
@@ -183,7 +225,8 @@ export function listEntry(img: FrameReader, list: FrameList, pfn: number, out: {
   const k = Math.floor(pfn / P2M_MID_PER_PAGE);
   out.leaf = -1;
   if (k >= list.p2mFrames) return 'beyond';
-  const leaf = list.leaves[k]!;
+  const lookup = leafLookups.get(list);
+  const leaf = lookup ? lookup(k) : list.leaves[k]!;
   if (leaf < 0) return 'unset';
   out.leaf = leaf;
   const page = img.readFrame(leaf);

@@ -8,7 +8,8 @@ import { dom0KdumpOf, type GuestImage } from '../formats/guest-image.js';
 import { hasSymbols } from '../formats/symbols.js';
 import { describeRoot, findKernelRoot, type KernelRootOptions } from './kernel-root.js';
 import { dom0SharedInfo } from './dom0-kdump.js';
-import { isWalkFailure, readVirtU64, TableCache, translate, walkRange, type FrameReader } from '../translate/page-walk.js';
+import { frameOfVaWords, isWalkFailure, readVirtU64, TableCache, translate, walkRange, type FrameReader } from '../translate/page-walk.js';
+import { pageWords } from '../xen/page-words.js';
 import { P2M_MID_PER_PAGE, P2M_PER_PAGE, P2M_PFNS_PER_TOP, P2M_TOP_PER_PAGE, PAGE_OFFSET_LEGACY, PAGE_SIZE, START_INFO_NR_PAGES_OFFSET, hex } from '../xen/abi.js';
 
 /**
@@ -105,14 +106,15 @@ export function readGuestView(img: GuestImage): GuestView {
   const root = findKernelRoot(img, rootOptions(img));
   const s = new SymbolReader(img, reader, root.frame);
   const vars = readVars(s);
-  let view: GuestView;
-  if (s.has('xen_p2m_addr')) view = readLinear(s, vars);
-  else if (s.has('p2m_top')) view = readTree(s, vars);
+  let read: ReadLeaves;
+  if (s.has('xen_p2m_addr')) read = readLinear(s, vars);
+  else if (s.has('p2m_top')) read = readTree(s, vars);
   else throw new InputError(`${s.where()}: no p2m symbols found (need xen_p2m_addr for Linux ≥ 3.19 or p2m_top for ≤ 3.18)`);
+  const view = read.view;
   view.structureFrames = seen;
   view.root = { source: root.source, frame: root.frame, text: root.text };
   view.notes.unshift(describeRoot(root));
-  markSharedSentinels(img, view);
+  markSharedSentinels(img, view, read.pagesEnd);
   return view;
 }
 
@@ -122,11 +124,11 @@ export function readGuestView(img: GuestImage): GuestView {
  * symbol): when it reads all INVALID it is taken as p2m_identity (p2m_missing is recognised by its own
  * pointer), so the audit does not decode the same page once per leaf.
  */
-function markSharedSentinels(img: GuestImage, view: GuestView): void {
-  // frames of private-looking leaves, in leaf order. Past the last of them the view is the shared pages only
-  // (a linear list's xen_p2m_size spans 512 GiB of pfns whatever the guest's size): found natively, not walked.
+function markSharedSentinels(img: GuestImage, view: GuestView, end: number): void {
+  // frames of private-looking leaves, in leaf order. Past the last of them (`end`, counted by the reader
+  // while it wrote the leaves) the view is the shared pages only: a linear list's xen_p2m_size spans 512 GiB
+  // of pfns whatever the guest's size, and is not walked again here.
   const kinds = view.kinds;
-  const end = kinds.lastIndexOf(GuestLeaf.PAGE) + 1;
   let m = 0;
   const frames = new Float64Array(end);
   for (let k = 0; k < end; k++) {
@@ -194,7 +196,13 @@ export function repeatedFrames(frames: Float64Array): Map<number, number> {
   return uses;
 }
 
-function readLinear(s: SymbolReader, vars: KernelVars): GuestView {
+/** A reader's view, and one past its last PAGE leaf (0 when it has none), counted as the leaves were written. */
+interface ReadLeaves {
+  view: GuestView;
+  pagesEnd: number;
+}
+
+function readLinear(s: SymbolReader, vars: KernelVars): ReadLeaves {
   const p2mAddr = s.need('xen_p2m_addr');
   // the mapped area spans xen_max_p2m_pfn entries; xen_p2m_size equals it after xen_vmalloc_p2m_tree
   const size = vars.xenP2mSize ?? vars.xenMaxP2mPfn ?? 0;
@@ -206,9 +214,11 @@ function readLinear(s: SymbolReader, vars: KernelVars): GuestView {
   const missingFrame = framePointedBy(s, 'p2m_missing');
   const identityFrame = framePointedBy(s, 'p2m_identity');
   const kinds = new Uint8Array(nLeaves);
-  const leafFrames = new Float64Array(nLeaves).fill(-1);
+  // walkRange reports every page once (visit or repeat): no fill first
+  const leafFrames = new Float64Array(nLeaves);
   const notes: string[] = [`linear p2m list at ${hex(p2mAddr)}, ${hex(size)} entries (xen_p2m_size)`];
   if (p2mAddr % BigInt(PAGE_SIZE) !== 0n) throw new InputError(`${s.where()}: xen_p2m_addr ${hex(p2mAddr)} is not page aligned`);
+  let lastPage = -1; // pages come in order: the last PAGE leaf so far
   walkRange(
     s.reader,
     s.cr3Frame,
@@ -218,15 +228,21 @@ function readLinear(s: SymbolReader, vars: KernelVars): GuestView {
       leafFrames[i] = frame;
       if (frame >= 0 && frame === missingFrame) kinds[i] = GuestLeaf.MISSING;
       else if (frame >= 0 && frame === identityFrame) kinds[i] = GuestLeaf.IDENTITY;
-      else kinds[i] = GuestLeaf.PAGE;
+      else {
+        kinds[i] = GuestLeaf.PAGE;
+        lastPage = i;
+      }
     },
     // a GiB mapped through the same shared PTE page as the one before: same leaves
     (i, n, from) => {
       leafFrames.copyWithin(i, from, from + n);
       kinds.copyWithin(i, from, from + n);
+      // the copy's last PAGE leaf: the source's, which is lastPage itself unless a later one follows it
+      const inSource = lastPage < from ? -1 : lastPage < from + n ? lastPage - from : kinds.subarray(from, from + n).lastIndexOf(GuestLeaf.PAGE);
+      if (inSource >= 0) lastPage = i + inSource;
     },
   );
-  return {
+  const view: GuestView = {
     layout: 'list',
     limitPfn,
     beyond: 'identity',
@@ -238,6 +254,7 @@ function readLinear(s: SymbolReader, vars: KernelVars): GuestView {
     structureFrames: new Set(),
     notes,
   };
+  return { view, pagesEnd: lastPage + 1 };
 }
 
 function framePointedBy(s: SymbolReader, name: string): number {
@@ -246,72 +263,97 @@ function framePointedBy(s: SymbolReader, name: string): number {
   return s.frameOfVa(ptr);
 }
 
-/** Read 512 u64 pointers at a kernel VA (a p2m_top or mid page). */
-function readPtrPage(s: SymbolReader, reader: FrameReader, va: bigint): bigint[] | null {
-  const t = translate(reader, s.cr3Frame, va);
-  if (isWalkFailure(t)) return null;
-  const page = reader.readFrame(t.frame);
-  if (!page) return null;
-  const out: bigint[] = new Array<bigint>(P2M_MID_PER_PAGE);
-  for (let i = 0; i < P2M_MID_PER_PAGE; i++) out[i] = page.readBigUInt64LE(i * 8);
-  return out;
+/** A kernel pointer's two u32 words (low word first). */
+const wordsOf = (v: bigint): [number, number] => [Number(v & 0xffffffffn), Number(v >> 32n)];
+/** The u64 a pointer page's slot holds, for messages. */
+const slotValue = (w: Uint32Array, k: number): bigint => (BigInt(w[k + 1]!) << 32n) | BigInt(w[k]!);
+
+/**
+ * Copy the 512 u64 pointers of the page at a kernel VA (a p2m_top or mid page, the VA given as its two
+ * words) into `into` as u32 words (lo, hi per slot): the reader may reuse its buffer on the next read, and
+ * the caller walks other pointers while it reads these. False when the page is not readable.
+ */
+function readPtrWords(s: SymbolReader, reader: FrameReader, lo: number, hi: number, into: Uint32Array): boolean {
+  const frame = frameOfVaWords(reader, s.cr3Frame, lo, hi);
+  const page = frame < 0 ? null : reader.readFrame(frame);
+  if (!page) return false;
+  into.set(pageWords(page, into));
+  return true;
 }
 
-function readTree(s: SymbolReader, vars: KernelVars): GuestView {
+/**
+ * The p2m_top tree (arch/x86/xen/p2m.c ≤ 3.18: p2m_top[512] → mid pages[512] → leaf pages). Slots are
+ * compared as u32 word pairs and walked without BigInt (translate's walk through frameOfVaWords).
+ */
+function readTree(s: SymbolReader, vars: KernelVars): ReadLeaves {
   const reader = s.reader;
   const topVa = s.need('p2m_top');
-  const midMissing = s.need('p2m_mid_missing');
+  const [mmLo, mmHi] = wordsOf(s.need('p2m_mid_missing'));
   const missing = s.need('p2m_missing');
   const identity = s.need('p2m_identity');
-  const top = readPtrPage(s, reader, topVa);
-  if (!top) throw new InputError(`${s.where()}: p2m_top page at ${hex(topVa)} is not readable`);
+  const [missLo, missHi] = wordsOf(missing);
+  const [idLo, idHi] = wordsOf(identity);
+  const top = new Uint32Array(P2M_TOP_PER_PAGE * 2);
+  const [topLo, topHi] = wordsOf(topVa);
+  if (!readPtrWords(s, reader, topLo, topHi, top)) throw new InputError(`${s.where()}: p2m_top page at ${hex(topVa)} is not readable`);
   let lastTop = 0;
-  for (let t = 0; t < P2M_TOP_PER_PAGE; t++) if (top[t] !== midMissing) lastTop = t + 1;
+  for (let t = 0, k = 0; t < P2M_TOP_PER_PAGE; t++, k += 2) if (top[k] !== mmLo || top[k + 1] !== mmHi) lastTop = t + 1;
   const limitPfn = lastTop * P2M_PFNS_PER_TOP;
   const nLeaves = limitPfn / P2M_PER_PAGE;
+  // every leaf is written below (missing, copied, unreadable or read): no fill first
   const kinds = new Uint8Array(nLeaves);
-  const leafFrames = new Float64Array(nLeaves).fill(-1);
+  const leafFrames = new Float64Array(nLeaves);
   const missingFrame = s.frameOfVa(missing);
   const identityFrame = s.frameOfVa(identity);
   const notes: string[] = [`p2m_top tree at ${hex(topVa)}, ${lastTop} top entr${lastTop === 1 ? 'y' : 'ies'} in use`];
-  // top slot that first read each mid page: a mid page shared by several slots (p2m_mid_identity) is read once
-  const firstSlot = new Map<bigint, number>();
+  // top slot that first read each mid page (by the pointer's words): a mid page shared by several slots (p2m_mid_identity) is read once
+  const firstSlot = new Map<string, number>();
+  const mid = new Uint32Array(P2M_MID_PER_PAGE * 2);
+  // per top slot: its last PAGE leaf (offset in the slot, −1 for none), so a copied slot carries it along
+  const slotLastPage = new Int32Array(lastTop).fill(-1);
   for (let t = 0; t < lastTop; t++) {
     const base = t * P2M_MID_PER_PAGE;
-    if (top[t] === midMissing) {
+    const lo = top[2 * t]!;
+    const hi = top[2 * t + 1]!;
+    if (lo === mmLo && hi === mmHi) {
       kinds.fill(GuestLeaf.MISSING, base, base + P2M_MID_PER_PAGE);
       leafFrames.fill(missingFrame, base, base + P2M_MID_PER_PAGE);
       continue;
     }
-    const earlier = firstSlot.get(top[t]!);
+    const key = `${hi}:${lo}`;
+    const earlier = firstSlot.get(key);
     if (earlier !== undefined) {
       const from = earlier * P2M_MID_PER_PAGE;
       kinds.copyWithin(base, from, from + P2M_MID_PER_PAGE);
       leafFrames.copyWithin(base, from, from + P2M_MID_PER_PAGE);
+      slotLastPage[t] = slotLastPage[earlier]!;
       continue;
     }
-    const mid = readPtrPage(s, reader, top[t]!);
-    if (!mid) {
-      notes.push(`mid page of top ${t} at ${hex(top[t]!)} is not readable`);
-      kinds.fill(GuestLeaf.PAGE, base, base + P2M_MID_PER_PAGE); // frames stay -1: unreadable
+    if (!readPtrWords(s, reader, lo, hi, mid)) {
+      notes.push(`mid page of top ${t} at ${hex(slotValue(top, 2 * t))} is not readable`);
+      kinds.fill(GuestLeaf.PAGE, base, base + P2M_MID_PER_PAGE);
+      leafFrames.fill(-1, base, base + P2M_MID_PER_PAGE); // unreadable
+      slotLastPage[t] = P2M_MID_PER_PAGE - 1;
       continue;
     }
-    for (let m = 0; m < P2M_MID_PER_PAGE; m++) {
-      const ptr = mid[m]!;
-      if (ptr === missing) {
+    for (let m = 0, k = 0; m < P2M_MID_PER_PAGE; m++, k += 2) {
+      const plo = mid[k]!;
+      const phi = mid[k + 1]!;
+      if (plo === missLo && phi === missHi) {
         kinds[base + m] = GuestLeaf.MISSING;
         leafFrames[base + m] = missingFrame;
-      } else if (ptr === identity) {
+      } else if (plo === idLo && phi === idHi) {
         kinds[base + m] = GuestLeaf.IDENTITY;
         leafFrames[base + m] = identityFrame;
       } else {
         kinds[base + m] = GuestLeaf.PAGE;
-        leafFrames[base + m] = s.frameOfVa(ptr);
+        leafFrames[base + m] = frameOfVaWords(reader, s.cr3Frame, plo, phi);
+        slotLastPage[t] = m;
       }
     }
-    firstSlot.set(top[t]!, t);
+    firstSlot.set(key, t);
   }
-  return {
+  const view: GuestView = {
     layout: 'tree',
     limitPfn,
     beyond: 'missing',
@@ -323,4 +365,7 @@ function readTree(s: SymbolReader, vars: KernelVars): GuestView {
     structureFrames: new Set(),
     notes,
   };
+  let pagesEnd = 0;
+  for (let t = lastTop - 1; t >= 0 && pagesEnd === 0; t--) if (slotLastPage[t]! >= 0) pagesEnd = t * P2M_MID_PER_PAGE + slotLastPage[t]! + 1;
+  return { view, pagesEnd };
 }
