@@ -106,19 +106,23 @@ export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
       active = Math.max(tLeaves, lastOther + 1);
     }
   }
+  // kinds copied and filled natively; the two loops read only locals (they run once per audit, mostly
+  // before V8 has compiled them: each property load saved counts)
   const gKinds = new Uint8Array(active);
+  const gEnd = Math.min(active, gLeaves);
+  gKinds.set(guest.kinds.subarray(0, gEnd));
+  gKinds.fill(beyondKind, gEnd, active);
   const gFrames = new Float64Array(active).fill(-1);
+  const guestFrames = guest.leafFrames;
+  for (let k = 0; k < gEnd; k++) if (gKinds[k] === GuestLeaf.PAGE) gFrames[k] = guestFrames[k]!;
   const tFrames = new Float64Array(active).fill(ToolLeaf.BEYOND);
-  for (let k = 0; k < active; k++) {
-    const kind = kindAt(k);
-    gKinds[k] = kind;
-    if (kind === GuestLeaf.PAGE) gFrames[k] = guest.leafFrames[k]!;
-    if (k < tLeaves) {
-      const f = tool.leafFrames[k]!;
-      if (f < 0) tFrames[k] = ToolLeaf.ABSENT;
-      else if (kind === GuestLeaf.PAGE && guest.missingFrame >= 0 && f === guest.missingFrame) tFrames[k] = ToolLeaf.SHARED_MISSING;
-      else tFrames[k] = f;
-    }
+  const toolFrames = tool.leafFrames;
+  const missing = guest.missingFrame;
+  for (let k = 0, tEnd = Math.min(active, tLeaves); k < tEnd; k++) {
+    const f = toolFrames[k]!;
+    if (f < 0) tFrames[k] = ToolLeaf.ABSENT;
+    else if (missing >= 0 && f === missing && gKinds[k] === GuestLeaf.PAGE) tFrames[k] = ToolLeaf.SHARED_MISSING;
+    else tFrames[k] = f;
   }
   return {
     leaves,
@@ -147,13 +151,16 @@ export function shardTask(img: GuestImage, plan: LeafPlan, shard: Shard): AuditT
   const n = shard.endLeaf - shard.firstLeaf;
   const gOffsets = new Float64Array(n);
   const tOffsets = new Float64Array(n);
+  const { gKinds, gFrames, tFrames } = plan; // locals: this loop runs once per shard, mostly not yet compiled
   for (let i = 0; i < n; i++) {
     const k = shard.firstLeaf + i;
     // workers read a guest page only for private leaves; shared ones come through missing/identityOffset
-    gOffsets[i] = plan.gKinds[k] === GuestLeaf.PAGE ? offsetOf(img, plan.gFrames[k]!) : -1;
-    const tf = plan.tFrames[k]!;
+    const gf = gFrames[k]!;
+    const gOff = gKinds[k] === GuestLeaf.PAGE ? offsetOf(img, gf) : -1;
+    gOffsets[i] = gOff;
+    const tf = tFrames[k]!;
     if (tf < 0) tOffsets[i] = tf;
-    else if (tf === plan.gFrames[k] && gOffsets[i]! >= 0) tOffsets[i] = gOffsets[i]!; // same leaf page: one lookup
+    else if (tf === gf && gOff >= 0) tOffsets[i] = gOff; // same leaf page: one lookup
     else {
       const off = img.frameOffset(tf);
       tOffsets[i] = off >= 0 ? off : ToolLeaf.ABSENT;
