@@ -14,12 +14,11 @@ import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
+import { linkBenchCorpus } from '../src/scan/bench-corpus.js';
 import { CLI, MiB, ROOT, f0, f1, f2, log, table } from './common.js';
 import type { Goal } from './goals.js';
 import type { Options } from './options.js';
 
-const SCENARIOS = ['above-4g-4x', 'above-4g-backport', 'multi-hole-backport', 'seed-3.8-unpatched', 'seed-4x', 'seed-backport-fixed', 'seed-backport-nomax', 'seed-backport', 'small-clean-4x'];
-const CORPUS_DIRS = 20;
 const WORKER_COUNTS = [1, 2] as const;
 const POLL_MS = 100;
 /** A run that has not finished after this many polls is reported as failed (bounded, never a hang). */
@@ -214,18 +213,7 @@ export async function benchFleet(opts: Options, tmp: string): Promise<FleetResul
   let server: ChildProcess | null = null;
   let redis: Redis | null = null;
   try {
-    for (let d = 0; d < CORPUS_DIRS; d++) fs.mkdirSync(path.join(corpus, `d${d}`), { recursive: true });
-    let bytes = 0;
-    for (let i = 0; i < files; i++) {
-      const src = path.join(ROOT, 'corpora/scenarios', `${SCENARIOS[i % SCENARIOS.length]}.p2ms`);
-      const dst = path.join(corpus, `d${i % CORPUS_DIRS}`, `guest-${i}`);
-      try {
-        fs.linkSync(src, dst);
-      } catch {
-        fs.copyFileSync(src, dst);
-      }
-      bytes += fs.statSync(dst).size;
-    }
+    const bytes = linkBenchCorpus(path.join(ROOT, 'corpora/scenarios'), corpus, files);
     res.corpusMiB = bytes / MiB;
     for (const jobs of WORKER_COUNTS) {
       log(`fleet: scan ${files} files --jobs ${jobs} (baseline)`);

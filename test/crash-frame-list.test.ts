@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryImage } from '../src/formats/memory-image.js';
 import type { FormatFacts } from '../src/formats/guest-image.js';
-import { firstDisagreement, leafLookup, listEntry, NO_LEAF, readFrameList, type FrameListRule } from '../src/views/crash-frame-list.js';
+import { firstDisagreement, listEntry, NO_LEAF, readFrameList, type FrameListRule } from '../src/views/crash-frame-list.js';
 import { crashView } from '../src/views/crash-view.js';
 import { mapP2m } from '../src/views/toolstack-view.js';
 import { writeArchSharedInfo } from '../src/xen/shared-info.js';
@@ -134,7 +134,7 @@ describe('reading a frame list: crash and makedumpfile', () => {
   });
 });
 
-describe('point reads of a frame list (leafLookup, listEntry) without its flat leaves array', () => {
+describe('point reads of a frame list (leaf, listEntry) without its flat leaves array', () => {
   it.each([
     // the hand-derived leaves of the lists above: Linux ≥ 3.x (512 × 512, through the shared missing mid page),
     // and the sparse list's crash (a copied zero slot, an overflow) and makedumpfile (stops after M0) readings
@@ -145,7 +145,7 @@ describe('point reads of a frame list (leafLookup, listEntry) without its flat l
   ] as const)('%s on %O: the hand-derived leaves, and every leaf as the flat array has it', (rule, build, at) => {
     const img = build();
     const list = readFrameList(img, ROOT, rule);
-    const leafAt = leafLookup(list);
+    const leafAt = (k: number): number => list.leaf(k);
     for (const [k, v] of Object.entries(at)) expect(leafAt(Number(k))).toBe(v);
     // the flat array (a second code path: the tool's copy done block by block) agrees on every leaf
     const flat = list.leaves;

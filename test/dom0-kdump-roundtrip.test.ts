@@ -32,6 +32,7 @@ import { vmcoreHead, vmcoreLayout, writeVmcore } from '../src/emulate/vmcore-wri
 import { KDUMP_SCENARIOS, writeScenarioKdumps } from '../src/corpora/scenario-kdumps.js';
 import { openImage } from '../src/formats/open-image.js';
 import type { SymbolTable } from '../src/formats/symbols.js';
+import { elfNote } from './helpers/elf-note.js';
 
 const repo = path.resolve(__dirname, '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dom0-kdump-rt-'));
@@ -125,16 +126,7 @@ describe('emulate --audit audits the kdump it wrote', () => {
 describe('the bundled corpus holds the seed as a dom0 kdump, and scan recognises kdumps', () => {
   /** A native Linux vmcore (gABI notes: "CORE" NT_PRSTATUS, then Linux's "VMCOREINFO"), one small PT_LOAD. */
   function nativeVmcore(file: string): void {
-    const note = (name: string, type: number, desc: Buffer): Buffer => {
-      const n = Buffer.from(name + '\0', 'latin1');
-      const b = Buffer.alloc(12 + Math.ceil(n.length / 4) * 4 + Math.ceil(desc.length / 4) * 4);
-      b.writeUInt32LE(n.length, 0);
-      b.writeUInt32LE(desc.length, 4);
-      b.writeUInt32LE(type, 8);
-      n.copy(b, 12);
-      desc.copy(b, 12 + Math.ceil(n.length / 4) * 4);
-      return b;
-    };
+    const note = elfNote;
     const notes = Buffer.concat([note('CORE', 1, Buffer.alloc(336)), note('VMCOREINFO', 0, Buffer.from('OSRELEASE=6.1.0\nPAGESIZE=4096\n'))]);
     const l = vmcoreLayout([{ start: 0x100000, size: 0x4000 }], notes.length);
     const b = Buffer.alloc(l.fileSize);

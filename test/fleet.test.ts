@@ -28,22 +28,12 @@ import { SCAN_SCHEMA, type ScanResult } from '../src/scan/results.js';
 import { runScan } from '../src/scan/scan.js';
 import { E820_RAM, PAGE_SIZE } from '../src/xen/abi.js';
 import { freePort, startRedis, type RedisServer } from './helpers/redis.js';
+import { SCENARIO_VERDICTS } from './helpers/scenario-verdicts.js';
 
 const repo = path.resolve(__dirname, '..');
 const cli = path.join(repo, 'dist/src/cli.js');
 const scenarioDir = path.join(repo, 'corpora/scenarios');
-// name → [verdict, fatal pages] (test/scan.test.ts's table, from corpora/scenarios/*.json)
-const SCENARIOS: Record<string, ['CLEAN' | 'FATAL', number]> = {
-  'above-4g-4x': ['CLEAN', 0],
-  'above-4g-backport': ['FATAL', 262241],
-  'multi-hole-backport': ['FATAL', 1633],
-  'seed-3.8-unpatched': ['FATAL', 97],
-  'seed-4x': ['CLEAN', 0],
-  'seed-backport-fixed': ['CLEAN', 0],
-  'seed-backport-nomax': ['CLEAN', 0],
-  'seed-backport': ['FATAL', 97],
-  'small-clean-4x': ['CLEAN', 0],
-};
+const SCENARIOS = SCENARIO_VERDICTS;
 const NAMES = Object.keys(SCENARIOS);
 /** Poll interval and the most polls a wait may take (a bound by count, not by time). */
 const POLL_MS = 200;

@@ -27,22 +27,12 @@ import { writeXcCore } from '../src/emulate/dump-core-writer.js';
 import { emulate } from '../src/emulate/kernel/boot.js';
 import { findProfile } from '../src/emulate/kernel/profiles.js';
 import { E820_RAM, PAGE_SIZE } from '../src/xen/abi.js';
+import { SCENARIO_VERDICTS } from './helpers/scenario-verdicts.js';
 
 const repo = path.resolve(__dirname, '..');
 const scenarioDir = path.join(repo, 'corpora/scenarios');
 
-// name → [verdict, fatal pages], from each scenario's expect block (by hand; checked against the files below)
-const SCENARIOS: Record<string, ['CLEAN' | 'FATAL', number]> = {
-  'above-4g-4x': ['CLEAN', 0],
-  'above-4g-backport': ['FATAL', 262241], // uncovered 0x100000-0x140060
-  'multi-hole-backport': ['FATAL', 1633], // uncovered 0x80000-0x80660
-  'seed-3.8-unpatched': ['FATAL', 97], // uncovered 0x40000-0x40060
-  'seed-4x': ['CLEAN', 0],
-  'seed-backport-fixed': ['CLEAN', 0],
-  'seed-backport-nomax': ['CLEAN', 0],
-  'seed-backport': ['FATAL', 97],
-  'small-clean-4x': ['CLEAN', 0],
-};
+const SCENARIOS = SCENARIO_VERDICTS;
 const NAMES = Object.keys(SCENARIOS);
 const WANT_CLEAN = 5;
 const WANT_FATAL = 4;

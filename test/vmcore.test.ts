@@ -20,6 +20,7 @@ import { parseE820 } from '../src/inputs/e820.js';
 import { inputErrorAt } from './helpers/input-error.js';
 import { realVmcorePath } from './helpers/real-vmcore.js';
 import { SEED_HOST_LINES } from './helpers/seed-host.js';
+import { elfNote } from './helpers/elf-note.js';
 
 const PAGE = 4096;
 const MiB = 1024 * 1024;
@@ -309,17 +310,7 @@ describe('vmcore writer', () => {
 });
 
 // ---- bad input ---------------------------------------------------------------------------------------------
-/** One note: namesz, descsz, type, name + NUL padded to 4, descriptor padded to 4 (gABI "Note Section"). */
-function note(name: string, type: number, desc: Buffer): Buffer {
-  const n = Buffer.from(name + '\0', 'latin1');
-  const b = Buffer.alloc(12 + Math.ceil(n.length / 4) * 4 + Math.ceil(desc.length / 4) * 4);
-  b.writeUInt32LE(n.length, 0);
-  b.writeUInt32LE(desc.length, 4);
-  b.writeUInt32LE(type, 8);
-  n.copy(b, 12);
-  desc.copy(b, 12 + Math.ceil(n.length / 4) * 4);
-  return b;
-}
+const note = elfNote;
 const crashInfo = (bytes: number): Buffer => {
   const d = Buffer.alloc(bytes);
   d.writeBigUInt64LE(4n, 0);

@@ -132,6 +132,11 @@ class TextSource {
       this.pos = got;
       parts.push(whole.subarray(0, got));
     }
+    return this.joinRest(parts);
+  }
+
+  /** `parts`, then every chunk not read yet (copied: read() reuses its buffer), as one buffer. */
+  joinRest(parts: Buffer[]): Buffer {
     for (let c = this.read(); c !== null; c = this.read()) parts.push(Buffer.from(c));
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
@@ -155,9 +160,7 @@ function isGzip(head: Buffer): boolean {
 
 /** The rest of a source after `first`, whole (for gzip, whose stream is decompressed at once). */
 function readRest(src: TextSource, first: Buffer): Buffer {
-  const parts = [Buffer.from(first)];
-  for (let c = src.read(); c !== null; c = src.read()) parts.push(Buffer.from(c));
-  return Buffer.concat(parts);
+  return src.joinRest([Buffer.from(first)]);
 }
 
 function gunzip(src: TextSource, raw: Buffer): Buffer {

@@ -13,22 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { auditImage } from '../audit/audit-image.js';
 import { openImage } from '../formats/open-image.js';
 import { runScan } from './scan.js';
+import { BENCH_SCENARIOS as SCENARIOS, linkBenchCorpus } from './bench-corpus.js';
 
-/** The committed scenario snapshots the corpus is made of (corpora/scenarios/<name>.p2ms). */
-const SCENARIOS = [
-  'above-4g-4x',
-  'above-4g-backport',
-  'multi-hole-backport',
-  'seed-3.8-unpatched',
-  'seed-4x',
-  'seed-backport-fixed',
-  'seed-backport-nomax',
-  'seed-backport',
-  'small-clean-4x',
-];
 const DEFAULT_FILES = 2000;
-/** Directories the corpus is spread over. */
-const CORPUS_DIRS = 20;
 /** Warm-up and measured passes of the in-process baseline. */
 const BASELINE_WARMUP = 1;
 const BASELINE_PASSES = 3;
@@ -56,18 +43,7 @@ async function main(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'p2m-scan-bench-'));
   try {
     const corpus = path.join(tmp, 'corpus');
-    for (let d = 0; d < CORPUS_DIRS; d++) fs.mkdirSync(path.join(corpus, `d${d}`), { recursive: true });
-    let bytes = 0;
-    for (let i = 0; i < files; i++) {
-      const src = path.join(scenarioDir, `${SCENARIOS[i % SCENARIOS.length]}.p2ms`);
-      const dst = path.join(corpus, `d${i % CORPUS_DIRS}`, `guest-${i}`);
-      try {
-        fs.linkSync(src, dst);
-      } catch {
-        fs.copyFileSync(src, dst);
-      }
-      bytes += fs.statSync(dst).size;
-    }
+    const bytes = linkBenchCorpus(scenarioDir, corpus, files);
 
     // the scan first, so its peak RSS is its own
     let lines = 0;

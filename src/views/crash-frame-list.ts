@@ -34,6 +34,8 @@ export interface FrameList {
   p2mFrames: number;
   /** leaf page mfn per leaf index k < p2mFrames (NO_LEAF where the tool never wrote the slot; 0 is a copied zero slot) */
   leaves: Float64Array;
+  /** `leaves[k]` for any k (NO_LEAF outside 0 … p2mFrames − 1), read from the decoded mid pages: point reads never build `leaves` */
+  leaf(k: number): number;
   /** why the tool gives up before using the list (a top or mid page not in the dump), or null */
   failure: string | null;
   /** crash only: it writes past the end of its p2m_frames buffer (a mid page with zero slots before a later one) */
@@ -80,7 +82,7 @@ function decodePage(page: Buffer, scratch: Uint32Array): DecodedPage {
 }
 
 function failed(rule: FrameListRule, rootMfn: number, why: string, structure: Set<number>, midMfns: number[], notes: string[]): FrameList {
-  return { rule, rootMfn, midMfns, counted: [], p2mFrames: 0, leaves: new Float64Array(0), failure: why, overflow: false, structureFrames: structure, notes };
+  return { rule, rootMfn, midMfns, counted: [], p2mFrames: 0, leaves: new Float64Array(0), leaf: () => NO_LEAF, failure: why, overflow: false, structureFrames: structure, notes };
 }
 
 /**
@@ -88,7 +90,7 @@ function failed(rule: FrameListRule, rootMfn: number, why: string, structure: Se
  * tool's own fatal error ("cannot read xen kdump p2m mfn page"), reported in `failure`. Each distinct page
  * is read and decoded once (Linux points every unused top slot at one shared p2m_mid_missing page); the
  * tool's two passes (count, copy) then work on the decoded slots. The copy is kept as what each mid page
- * gives: point reads (listEntry, leafLookup) go to the decoded page, and the flat `leaves` array is built,
+ * gives: point reads (`leaf`, listEntry) go to the decoded page, and the flat `leaves` array is built,
  * one native block per mid page, only when read.
  */
 export function readFrameList(img: FrameReader, rootMfn: number, rule: FrameListRule = 'crash'): FrameList {
@@ -146,14 +148,14 @@ export function readFrameList(img: FrameReader, rootMfn: number, rule: FrameList
   if (overflow) notes.push(`crash copies mid page slots past its ${p2mFrames}-entry p2m_mfn_frame_list buffer (a mid page with zero slots before a later mid page): what it reads there is undefined`);
   notes.push(`${rule}: ${midMfns.length} top entr${midMfns.length === 1 ? 'y' : 'ies'} before the first zero, p2m_frames ${p2mFrames}: pfns 0x0-${hex(Math.max(0, p2mFrames * P2M_MID_PER_PAGE - 1))} go through the list`);
   // leaf k is slot k % 512 of mid page ⌊k / 512⌋ when that page's copy reached it, else never written
-  const leafAt = (k: number): number => {
+  const leaf = (k: number): number => {
     if (!(k >= 0 && k < p2mFrames)) return NO_LEAF;
     const i = Math.floor(k / P2M_MID_PER_PAGE);
     const s = k % P2M_MID_PER_PAGE;
     return s < copied[i]! ? midAt[i]!.slots[s]! : NO_LEAF;
   };
   let leaves: Float64Array | null = null;
-  const list: FrameList = {
+  return {
     rule,
     rootMfn,
     midMfns,
@@ -167,24 +169,12 @@ export function readFrameList(img: FrameReader, rootMfn: number, rule: FrameList
       }
       return leaves;
     },
+    leaf,
     failure: null,
     overflow,
     structureFrames: structure,
     notes,
   };
-  leafLookups.set(list, leafAt);
-  return list;
-}
-
-/** Per list read here: its leaf lookup without the flat array. */
-const leafLookups = new WeakMap<FrameList, (k: number) => number>();
-
-/**
- * `list.leaves[k]` (NO_LEAF past p2mFrames) as a function, for point reads: for a list read by
- * readFrameList it reads the decoded mid page and never builds the flat array.
- */
-export function leafLookup(list: FrameList): (k: number) => number {
-  return leafLookups.get(list) ?? ((k) => (k >= 0 && k < list.p2mFrames ? list.leaves[k]! : NO_LEAF));
 }
 
 /** Lists already read per image and (root, rule). */
@@ -225,8 +215,7 @@ export function listEntry(img: FrameReader, list: FrameList, pfn: number, out: {
   const k = Math.floor(pfn / P2M_MID_PER_PAGE);
   out.leaf = -1;
   if (k >= list.p2mFrames) return 'beyond';
-  const lookup = leafLookups.get(list);
-  const leaf = lookup ? lookup(k) : list.leaves[k]!;
+  const leaf = list.leaf(k);
   if (leaf < 0) return 'unset';
   out.leaf = leaf;
   const page = img.readFrame(leaf);

@@ -10,7 +10,7 @@
 //    ones through the frame list at arch.pfn_to_mfn_frame_list_list, read the same unbounded way.
 import type { GuestView } from './p2m-leaves.js';
 import { bootFactsOf, dom0KdumpOf, type GuestImage } from '../formats/guest-image.js';
-import { frameListOf, leafLookup, type FrameList } from './crash-frame-list.js';
+import { frameListOf, type FrameList } from './crash-frame-list.js';
 import { P2M_PER_PAGE, hex } from '../xen/abi.js';
 
 /** FLL values Linux uses for "not set up" and "invalid, use the linear list". */
@@ -35,14 +35,13 @@ const NONE = (why: string): CrashView => ({ source: 'none', root: null, list: nu
 
 function fromList(list: FrameList, root: CrashView['root'], why: string): CrashView {
   if (list.failure) return NONE(`${why}, but ${list.failure}`);
-  const leafAt = leafLookup(list);
   return {
     source: 'frame-list',
     root,
     list,
     why,
     leafFrame: (k) => {
-      const f = leafAt(k);
+      const f = list.leaf(k);
       return f > 0 ? f : -1;
     },
     structureFrames: () => [...list.structureFrames],
