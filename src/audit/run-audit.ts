@@ -149,14 +149,16 @@ function offsetOf(img: GuestImage, frame: number): number {
 /** The worker's task for one shard: frames → file offsets (absent tool frames → ToolLeaf.ABSENT). */
 export function shardTask(img: GuestImage, plan: LeafPlan, shard: Shard): AuditTask {
   const n = shard.endLeaf - shard.firstLeaf;
-  const gOffsets = new Float64Array(n);
-  const tOffsets = new Float64Array(n);
-  const { gKinds, gFrames, tFrames } = plan; // locals: this loop runs once per shard, mostly not yet compiled
-  for (let i = 0; i < n; i++) {
-    const k = shard.firstLeaf + i;
+  // shared memory: posted to a worker without a copy and without detaching anything (see runShard)
+  const gOffsets = new Float64Array(new SharedArrayBuffer(n * Float64Array.BYTES_PER_ELEMENT));
+  const tOffsets = new Float64Array(new SharedArrayBuffer(n * Float64Array.BYTES_PER_ELEMENT));
+  const gKinds = new Uint8Array(new SharedArrayBuffer(n));
+  gKinds.set(plan.gKinds.subarray(shard.firstLeaf, shard.endLeaf));
+  const { gFrames, tFrames } = plan; // locals: this loop runs once per shard, mostly not yet compiled
+  for (let i = 0, k = shard.firstLeaf; i < n; i++, k++) {
     // workers read a guest page only for private leaves; shared ones come through missing/identityOffset
     const gf = gFrames[k]!;
-    const gOff = gKinds[k] === GuestLeaf.PAGE ? offsetOf(img, gf) : -1;
+    const gOff = gKinds[i] === GuestLeaf.PAGE ? offsetOf(img, gf) : -1;
     gOffsets[i] = gOff;
     const tf = tFrames[k]!;
     if (tf < 0) tOffsets[i] = tf;
@@ -170,18 +172,13 @@ export function shardTask(img: GuestImage, plan: LeafPlan, shard: Shard): AuditT
     path: img.path,
     shard: shard.index,
     firstLeaf: shard.firstLeaf,
-    gKinds: plan.gKinds.slice(shard.firstLeaf, shard.endLeaf), // slice, not subarray: clones only this shard
+    gKinds,
     gOffsets,
     tOffsets,
     tBoundPfn: plan.tBoundPfn,
     missingOffset: offsetOf(img, plan.missingFrame),
     identityOffset: offsetOf(img, plan.identityFrame),
   };
-}
-
-/** The task's arrays, handed to the worker without a copy (the main thread never reads them again). */
-export function auditTaskTransferList(t: AuditTask): ArrayBuffer[] {
-  return [t.gKinds.buffer as ArrayBuffer, t.gOffsets.buffer as ArrayBuffer, t.tOffsets.buffer as ArrayBuffer];
 }
 
 /** Compiled layout: dist/src/audit/run-audit.js → dist/workers/audit-worker.js; from TS source → <repo>/dist/…. */
@@ -209,8 +206,14 @@ export function createAuditPool(jobs: number): Piscina<AuditTask, Float64Array> 
   return new Pool<AuditTask, Float64Array>({ filename: workerPath, minThreads: jobs, maxThreads: jobs });
 }
 
+/**
+ * Post one shard's task. Its arrays live in shared memory (shardTask), never transferred: the first
+ * ArrayBuffer a thread detaches invalidates V8's detaching protector for that thread, and every optimised
+ * function that reads a typed array is thrown away and compiled again — on the main thread that was the
+ * views, the plan and shardTask itself in the middle of a large audit (docs/bench-notes.md "Session 6").
+ */
 function runShard(pool: Piscina<AuditTask, Float64Array>, task: AuditTask): Promise<Float64Array> {
-  return pool.run(task, { transferList: auditTaskTransferList(task) });
+  return pool.run(task);
 }
 
 /** Audit through the worker pool (jobs ≥ 1 threads; jobs = 1 still uses one worker thread). */

@@ -19,7 +19,6 @@ import { openImage } from '../formats/open-image.js';
 import { loadSymbols } from '../formats/symbols.js';
 import type { SymbolTable } from '../formats/symbols.js';
 import { EXIT_INPUT_ERROR } from '../audit/verdict.js';
-import { move } from 'piscina';
 import { readShard, type AuditTask } from '../audit/shard-reader.js';
 
 /** What the fault hook does (see the header). */
@@ -103,5 +102,5 @@ async function auditWhole(task: FileTask): Promise<FileOutcome> {
 export default async function scanTask(task: ScanTask): Promise<FileOutcome | Float64Array> {
   if (task.kind === 'file') return auditWhole(task);
   maybeFault(task, task.shard.path);
-  return move(readShard(task.shard)) as Float64Array; // transferred, as the audit worker does
+  return readShard(task.shard); // copied, not transferred, as the audit worker does
 }

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { RangeSink } from '../audit/compare-leaf.js';
 import type { GuestView, ToolstackView } from '../views/p2m-leaves.js';
-import { addTail, auditTaskTransferList, planLeaves, shardTask, sinkStats, type LeafPlan } from '../audit/run-audit.js';
+import { addTail, planLeaves, shardTask, sinkStats, type LeafPlan } from '../audit/run-audit.js';
 import { planShards, SHARDS_PER_WORKER, type Shard } from '../audit/shard-plan.js';
 import { readGuestViewOrMirror } from '../views/guest-mirror.js';
 import { InputError } from '../common/errors.js';
@@ -355,7 +355,7 @@ export class ScanScheduler {
     this.inflight++;
     this.tasks++;
     job.outstanding++;
-    this.pool.run(task, { transferList: auditTaskTransferList(task.shard) }).then(
+    this.pool.run(task).then(
       (triples) => {
         this.inflight--;
         job.outstanding--;
@@ -454,7 +454,7 @@ export class ScanScheduler {
       this.tasks++;
       const task = this.shardTaskOf(job, f.shard, RETRY_ATTEMPT);
       try {
-        job.parts[f.shard.index] = (await pool.run(task, { transferList: auditTaskTransferList(task.shard) })) as Float64Array;
+        job.parts[f.shard.index] = (await pool.run(task)) as Float64Array;
         this.creditShard(job, f.shard);
       } catch (e) {
         this.open.delete(job);
