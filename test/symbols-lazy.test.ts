@@ -108,6 +108,9 @@ describe('odd lines: the lookup pass agrees with the whole-text index and the re
     'ffffffff81000500 d only_local',
     'ffffffff81000600 T a\u0085b',
     'ffffffff81000700\tD\ttabbed\t',
+    'ffffffff81000800 T re.ex$(p)',
+    'ffffffff81000900 T re',
+    'ffffffff81000a00 T ex',
     'x',
     '',
   ];
@@ -118,13 +121,18 @@ describe('odd lines: the lookup pass agrees with the whole-text index and the re
   ])('lines joined by %j', (_sep, text) => {
     const words = new Set(text.split(/[\s[\]]+/).filter((w) => w !== ''));
     const found = lookupSymbolText(text, words);
+    // the same words among 100 absent names: more than one pattern takes, so the pass goes line by line
+    const manyNames = new Set([...words, ...Array.from({ length: 100 }, (_, i) => `absent_${i}`)]);
+    const foundByLines = lookupSymbolText(text, manyNames);
     const idx = indexSymbolText(text);
     const want = reference(text);
     for (const w of words) {
       const slot = idx.index.get(w);
       expect(found.get(w), w).toBe(slot === undefined ? undefined : idx.digits[slot]);
       expect(found.get(w), w).toBe(want.get(w));
+      expect(foundByLines.get(w), w).toBe(want.get(w));
     }
+    expect(foundByLines.size).toBe(found.size);
     expect(found.get('dup')).toBe('ffffffff81000200');
     expect(found.get('mod')).toBeUndefined();
   });

@@ -147,6 +147,44 @@ export function hasNonZeroSymbol(text: string): boolean {
  * indexSymbolText for those names.
  */
 export function lookupSymbolText(text: string, wanted: ReadonlySet<string>): Map<string, string> {
+  return wanted.size <= MAX_PATTERN_NAMES ? lookupByPattern(text, wanted) : lookupByLines(text, wanted);
+}
+
+/** Most names looked up by one regular expression; more go line by line. */
+const MAX_PATTERN_NAMES = 64;
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+
+/**
+ * lookupByLines' answer, found by V8's compiled regular expression instead of a JavaScript loop over every
+ * line (the real 6.1 System.map: ~94 k lines, ~25 ms on a cold start; the pattern ~5 ms). A candidate is a
+ * wanted name after a blank and followed only by blanks up to the line's '\n' or the text's end — the last
+ * blank-delimited token of its line, as the header's rule has it (a name at the very start of a line defines
+ * nothing: a symbol line starts with its address); its line is then read by parseSymbolLine as before.
+ */
+function lookupByPattern(text: string, wanted: ReadonlySet<string>): Map<string, string> {
+  const found = new Map<string, string>();
+  const names = [...wanted].filter((n) => n.length > 0 && n.length <= MAX_LOOKUP_NAME);
+  if (names.length === 0) return found;
+  // [^\S\n]: LINE_RE's blanks but the line break (latin1 text: tab, VT, FF, CR, space, NBSP)
+  const re = new RegExp(`[^\\S\\n](${names.map(escapeRegExp).join('|')})[^\\S\\n]*(?=\\n|$)`, 'g');
+  const globalFound = new Set<string>();
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    const token = m[1]!;
+    if (globalFound.has(token)) continue;
+    const start = text.lastIndexOf('\n', m.index) + 1;
+    const line = parseSymbolLine(text, start, lineEnd(text, m.index));
+    if (line !== null && line.kind === 'symbol' && line.name === token) {
+      const g = isGlobal(line.type);
+      if (!found.has(token) || g) found.set(token, line.digits);
+      if (g) globalFound.add(token);
+    }
+  }
+  return found;
+}
+
+/** lookupSymbolText for many names: one pass over the lines, parsing those whose last token is wanted. */
+function lookupByLines(text: string, wanted: ReadonlySet<string>): Map<string, string> {
   let maxLen = 0;
   for (const n of wanted) maxLen = Math.max(maxLen, n.length);
   maxLen = Math.min(maxLen, MAX_LOOKUP_NAME);
