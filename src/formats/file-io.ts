@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { PAGE_SIZE } from '../xen/abi.js';
 import { InputError } from '../common/errors.js';
-import { openRegularInput } from '../common/input-file.js';
+import { openRegularInput, type RegularInput } from '../common/input-file.js';
 
 /** What an image input must be, and why (common/input-file.ts messages). */
 export const IMAGE_EXPECTED = 'an image file';
@@ -14,7 +14,12 @@ export const IMAGE_NEEDS = 'images are read at random offsets, so they must be r
  * a device or '-' without reading); a missing, unreadable or non-regular path is a one-line InputError.
  */
 export function openReadOnly(path: string): number {
-  return openRegularInput(path, IMAGE_EXPECTED, IMAGE_NEEDS).fd;
+  return openImageInput(path).fd;
+}
+
+/** openReadOnly with the size fstat gave (one open and one fstat for the caller's checks and reads). */
+export function openImageInput(path: string): RegularInput {
+  return openRegularInput(path, IMAGE_EXPECTED, IMAGE_NEEDS);
 }
 
 /** Read up to `length` bytes at `position` (looping over short reads); returns the count read. */

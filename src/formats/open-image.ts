@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import { InputError } from '../common/errors.js';
 import { type GuestImage, type ImageFormat } from './guest-image.js';
 import { type SymbolTable } from './symbols.js';
-import { isP2ms, openP2ms } from './p2ms.js';
+import { isP2ms, openP2msFile } from './p2ms.js';
 import { isLibxcStream, isXlSave, openStream } from './save-stream.js';
 import { symbolsBeside } from './symbols.js';
 import { isElf, openXcCore } from './dump-core.js';
-import { openReadOnly } from './file-io.js';
+import { openImageInput, openReadOnly } from './file-io.js';
 import { elfKindOfHead, openVmcore, probeElfFile } from './vmcore.js';
 import { isFlattenedDump, isKdumpCompressed, openKdumpCompressed } from './kdump-compressed.js';
 
@@ -58,19 +58,24 @@ export function readHead(path: string): Buffer {
   // a regular file only: a FIFO, a device or '-' is refused before any read (it would block or never end)
   const fd = openReadOnly(path);
   try {
-    const head = Buffer.alloc(MAGIC_PROBE_BYTES);
-    let n: number;
-    try {
-      n = fs.readSync(fd, head, 0, MAGIC_PROBE_BYTES, 0);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EISDIR') throw new InputError(`${path}: is a directory, expected an image file (use scan for directories)`);
-      throw new InputError(`${path}: cannot read (${code ?? String(e)})`);
-    }
-    return head.subarray(0, n);
+    return readHeadOf(path, fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The first MAGIC_PROBE_BYTES of an open image (fewer when the file is shorter). */
+function readHeadOf(path: string, fd: number): Buffer {
+  const head = Buffer.alloc(MAGIC_PROBE_BYTES);
+  let n: number;
+  try {
+    n = fs.readSync(fd, head, 0, MAGIC_PROBE_BYTES, 0);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') throw new InputError(`${path}: is a directory, expected an image file (use scan for directories)`);
+    throw new InputError(`${path}: cannot read (${code ?? String(e)})`);
+  }
+  return head.subarray(0, n);
 }
 
 /**
@@ -78,11 +83,21 @@ export function readHead(path: string): Buffer {
  * files): `symbols` if given, else PATH.map beside the image, else `defaultSymbols` (scan --system-map).
  */
 export function openImage(path: string, opts: { symbols?: SymbolTable; defaultSymbols?: SymbolTable } = {}): GuestImage {
-  const d = detectFormat(readHead(path), path);
+  // one open for a .p2ms (the image keeps the descriptor, its header is the head read here); the other
+  // readers open the file themselves
+  const { fd, size } = openImageInput(path);
+  let head: Buffer;
+  try {
+    head = readHeadOf(path, fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  if (isP2ms(head)) return openP2msFile(path, fd, size, head); // closes fd itself on an error
+  fs.closeSync(fd);
+  const d = detectFormat(head, path);
   const symbols = (): SymbolTable | undefined => opts.symbols ?? symbolsBeside(path) ?? opts.defaultSymbols;
   switch (d.format) {
-    case 'p2ms':
-      return openP2ms(path);
     case 'xl-save':
     case 'libxc-stream':
       return openStream(path, { symbols: symbols() });

@@ -33,7 +33,7 @@
 //
 // Reading validates the header against the file size before allocating anything a length field names.
 import * as fs from 'node:fs';
-import { findSorted, readAt, openReadOnly, FrameFile } from './file-io.js';
+import { findSorted, readAt, openImageInput, FrameFile } from './file-io.js';
 import { LITTLE_ENDIAN_HOST } from '../xen/page-words.js';
 import { unpack } from 'msgpackr';
 import { PAGE_SIZE, hex } from '../xen/abi.js';
@@ -60,6 +60,17 @@ const SAFE_HI_MAX = Math.floor(Number.MAX_SAFE_INTEGER / WORD_SCALE);
 /** Frames per fs.writeSync when writing, and index entries per read/write chunk. */
 export const WRITE_BATCH_FRAMES = 256;
 export const INDEX_CHUNK_ENTRIES = 65536;
+/** Metadata and index are read with one read when they span at most this many bytes (a small image's 6 + 16 KiB). */
+const META_AND_INDEX_READ_MAX = 65536;
+/**
+ * Frame offsets below 2^30 are computed as small integers (V8 Smis on every build: no allocation per call,
+ * and a scan calls frameOffset thousands of times per file). Past it (a 1 TiB image's 2 GiB file) they are
+ * computed at a site of their own as `k / PER_FRAME_BYTE` (= k · 4096 exactly, 2^−12 being a power of two),
+ * whose feedback is a double from its first use: the integer site's never overflows int32, which
+ * deoptimised the walks that inline frameOffset ("overflow" in readLevel at index 524,288).
+ */
+const SMALL_OFFSET_LIMIT = 2 ** 30;
+const PER_FRAME_BYTE = 1 / PAGE_SIZE;
 /** Guest width the format holds (64-bit guests only). */
 export const GUEST_WIDTH_64 = 8;
 /** Longest decoder message quoted in an error. */
@@ -160,29 +171,37 @@ export class P2msImage implements GuestImage {
     readonly dataOffset: number,
   ) {
     this.file = new FrameFile(path, fd);
+    this.smallFrames = Math.max(0, Math.floor((SMALL_OFFSET_LIMIT - dataOffset) / PAGE_SIZE));
     this.arch = archOf(sharedInfo);
     this.formatFacts = { kind: 'snapshot', boot };
   }
 
   /** Index position of the last frame found: p2m leaves sit in runs of neighbouring frames. */
   private lastFound = 0;
+  /** Index positions whose offset lies below SMALL_OFFSET_LIMIT. */
+  private readonly smallFrames: number;
 
-  /** Position of a frame in the index, or −1: the last position's neighbours first, else a binary search. */
+  /**
+   * Position of a frame in the index, or −1: the one after the last position found (walks read frames in
+   * ascending runs), that one again, else a binary search. Each read is bounds-checked: a read past the end
+   * (after the last frame) would deoptimise every walk this is inlined into.
+   */
   private find(frame: number): number {
     const idx = this.index;
     const at = this.lastFound;
-    let k: number;
-    if (idx[at + 1] === frame) k = at + 1;
-    else if (idx[at - 1] === frame) k = at - 1;
-    else if (idx[at] === frame) k = at;
-    else k = findSorted(idx, frame);
+    let k = at + 1;
+    if (!(k < idx.length && idx[k] === frame)) {
+      k = at;
+      if (!(k < idx.length && idx[k] === frame)) k = findSorted(idx, frame);
+    }
     if (k >= 0) this.lastFound = k;
     return k;
   }
 
   frameOffset(frame: number): number {
     const k = this.find(frame);
-    return k < 0 ? -1 : this.dataOffset + k * PAGE_SIZE;
+    if (k < 0) return -1;
+    return k < this.smallFrames ? this.dataOffset + k * PAGE_SIZE : this.dataOffset + k / PER_FRAME_BYTE;
   }
 
   /** The frame's bytes in a buffer owned by this image (overwritten by the next call), or null. */
@@ -213,9 +232,17 @@ interface Header {
   fileLength: number;
 }
 
-function readHeader(path: string, fd: number, size: number): Header {
-  const head = Buffer.alloc(P2MS_HEADER_SIZE);
-  const got = readAt(fd, head, 0, Math.min(size, P2MS_HEADER_SIZE));
+/** The header, from `first` (the file's first bytes, as openImage read them to detect the format) when it holds all 64. */
+function readHeader(path: string, fd: number, size: number, first?: Buffer): Header {
+  let head: Buffer;
+  let got: number;
+  if (first !== undefined && first.length >= P2MS_HEADER_SIZE) {
+    head = first;
+    got = P2MS_HEADER_SIZE;
+  } else {
+    head = Buffer.alloc(P2MS_HEADER_SIZE);
+    got = readAt(fd, head, 0, Math.min(size, P2MS_HEADER_SIZE));
+  }
   const magic = head.subarray(0, Math.min(got, P2MS_MAGIC.length));
   if (!isP2ms(magic)) {
     throw new InputError(`${path}: offset 0: expected magic ${showBytes(P2MS_MAGIC)}, found ${showBytes(magic)}${got < P2MS_MAGIC.length ? ` (file is ${size} bytes)` : ''}`);
@@ -385,10 +412,16 @@ class MetaChecker {
   }
 }
 
-function readMeta(path: string, fd: number, h: Header): Meta {
+/** The metadata block's bytes: `span` when it holds them (span starts at the metadata offset), else one read. */
+function readMetaBlock(path: string, fd: number, h: Header, span: Buffer | null): Buffer {
+  if (span !== null) return span.subarray(0, h.metaLength);
   const block = Buffer.alloc(h.metaLength); // metaLength ≤ file size: checked by readHeader
   const n = readAt(fd, block, h.metaOffset);
   if (n !== h.metaLength) throw new InputError(`${path}: offset ${h.metaOffset}: metadata block cut short (${n} of ${h.metaLength} bytes)`);
+  return block;
+}
+
+function decodeMeta(path: string, h: Header, block: Buffer): Meta {
   let decoded: unknown;
   try {
     decoded = unpack(block);
@@ -400,8 +433,44 @@ function readMeta(path: string, fd: number, h: Header): Meta {
   return new MetaChecker(path).meta(decoded);
 }
 
-function readIndex(path: string, fd: number, h: Header): Float64Array {
+/**
+ * Check and convert index entries [first, first + n) from `words` (their u64s as u32 pairs, low word
+ * first) into `index`; `prev` is the entry before `first` (−1 for none). Returns the last entry.
+ */
+function decodeIndex(path: string, h: Header, words: Uint32Array, index: Float64Array, first: number, n: number, prev: number): number {
+  for (let j = 0; j < n; j++) {
+    const hi = words[2 * j + 1]!;
+    const f = hi <= SAFE_HI_MAX ? hi * WORD_SCALE + words[2 * j]! : -1;
+    if (f > prev) {
+      index[first + j] = f;
+      prev = f;
+      continue;
+    }
+    const entry = first + j;
+    const off = h.indexOffset + entry * INDEX_ENTRY_SIZE;
+    if (f < 0) throw new InputError(`${path}: offset ${off}: frame index entry ${entry} is beyond 2^53`);
+    throw new InputError(`${path}: offset ${off}: frame index entry ${entry} is frame ${hex(f)}, not above entry ${entry - 1} (frame ${hex(prev)}); the index must be strictly ascending`);
+  }
+  return prev;
+}
+
+/** u32 words of `n` u64s at `at` in `bytes`, in host order (a copy on a big-endian host or an unaligned offset). */
+function indexWords(bytes: Buffer, at: number, n: number): Uint32Array {
+  const count = (n * INDEX_ENTRY_SIZE) / WORD_BYTES;
+  const start = bytes.byteOffset + at;
+  if (LITTLE_ENDIAN_HOST && start % WORD_BYTES === 0) return new Uint32Array(bytes.buffer, start, count);
+  const words = new Uint32Array(count);
+  for (let w = 0; w < count; w++) words[w] = bytes.readUInt32LE(at + w * WORD_BYTES);
+  return words;
+}
+
+/** The index from `span` (the bytes from the metadata offset on) when it holds it, else read in chunks. */
+function readIndex(path: string, fd: number, h: Header, span: Buffer | null): Float64Array {
   const index = new Float64Array(h.count); // count·4096 ≤ file size: checked by readHeader
+  if (span !== null) {
+    decodeIndex(path, h, indexWords(span, h.indexOffset - h.metaOffset, h.count), index, 0, h.count, -1);
+    return index;
+  }
   // Buffer.alloc gives the chunk its own ArrayBuffer at offset 0: a Uint32Array can view it in place
   const chunk = Buffer.alloc(Math.min(h.count, INDEX_CHUNK_ENTRIES) * INDEX_ENTRY_SIZE);
   let prev = -1;
@@ -410,22 +479,24 @@ function readIndex(path: string, fd: number, h: Header): Float64Array {
     const at = h.indexOffset + k * INDEX_ENTRY_SIZE;
     const got = readAt(fd, chunk, at, n * INDEX_ENTRY_SIZE);
     if (got !== n * INDEX_ENTRY_SIZE) throw new InputError(`${path}: offset ${at}: frame index cut short`);
-    const words = LITTLE_ENDIAN_HOST ? new Uint32Array(chunk.buffer, chunk.byteOffset, (n * INDEX_ENTRY_SIZE) / WORD_BYTES) : null;
-    for (let j = 0; j < n; j++) {
-      const entry = k + j;
-      const hi = words ? words[2 * j + 1]! : chunk.readUInt32LE(j * INDEX_ENTRY_SIZE + WORD_BYTES);
-      const f = hi <= SAFE_HI_MAX ? hi * WORD_SCALE + (words ? words[2 * j]! : chunk.readUInt32LE(j * INDEX_ENTRY_SIZE)) : null;
-      if (f !== null && f > prev) {
-        index[entry] = f;
-        prev = f;
-        continue;
-      }
-      const off = h.indexOffset + entry * INDEX_ENTRY_SIZE;
-      if (f === null) throw new InputError(`${path}: offset ${off}: frame index entry ${entry} is beyond 2^53`);
-      throw new InputError(`${path}: offset ${off}: frame index entry ${entry} is frame ${hex(f)}, not above entry ${entry - 1} (frame ${hex(prev)}); the index must be strictly ascending`);
-    }
+    prev = decodeIndex(path, h, indexWords(chunk, 0, n), index, k, n, prev);
   }
   return index;
+}
+
+/**
+ * Metadata and index in one read when they lie close together (every image the tools write: the index
+ * follows the metadata, 8-byte aligned), or null. The span ends at the index end ≤ data offset ≤ file
+ * size (readHeader), so it is bounded by the file.
+ */
+function readSpan(path: string, fd: number, h: Header): Buffer | null {
+  const end = h.indexOffset + h.count * INDEX_ENTRY_SIZE;
+  if (end - h.metaOffset > META_AND_INDEX_READ_MAX) return null;
+  const span = Buffer.alloc(end - h.metaOffset);
+  const n = readAt(fd, span, h.metaOffset);
+  if (n < h.metaLength) throw new InputError(`${path}: offset ${h.metaOffset}: metadata block cut short (${n} of ${h.metaLength} bytes)`);
+  if (n !== span.length) throw new InputError(`${path}: offset ${h.metaOffset + n}: frame index cut short`);
+  return span;
 }
 
 /**
@@ -436,13 +507,21 @@ function readIndex(path: string, fd: number, h: Header): Float64Array {
  * what was expected).
  */
 export function openP2ms(path: string): GuestImage {
-  const fd = openReadOnly(path);
+  const { fd, size } = openImageInput(path);
+  return openP2msFile(path, fd, size);
+}
+
+/**
+ * openP2ms on a regular file already open as `fd` (of `size` bytes, from fstat), with its first bytes
+ * when the caller has read them (`head`: open-image.ts detects the format from the same 64 bytes the
+ * header is). The descriptor becomes the image's; on an error it is closed.
+ */
+export function openP2msFile(path: string, fd: number, size: number, head?: Buffer): GuestImage {
   try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new InputError(`${path}: not a regular file`);
-    const h = readHeader(path, fd, st.size);
-    const meta = readMeta(path, fd, h);
-    const index = readIndex(path, fd, h);
+    const h = readHeader(path, fd, size, head);
+    const span = readSpan(path, fd, h);
+    const meta = decodeMeta(path, h, readMetaBlock(path, fd, h, span));
+    const index = readIndex(path, fd, h, span);
     return new P2msImage(
       path,
       fd,

@@ -99,6 +99,22 @@ function readLevel(
   return { frames, absent: null };
 }
 
+/** Position of the first frame that is 0 or above max_mfn (map_p2m_list's per-entry check), or −1. */
+function firstBadFrame(frames: Float64Array, maxMfn: number): number {
+  for (let i = 0; i < frames.length; i++) {
+    const mfn = frames[i]!;
+    if (mfn === 0 || mfn > maxMfn) return i;
+  }
+  return -1;
+}
+
+/** Where the trailing run of identical frames starts: map_p2m_list's saved_idx, relative to the level's first index. */
+function trailingRunStart(frames: Float64Array): number {
+  let i = frames.length - 1;
+  while (i > 0 && frames[i - 1] === frames[i]) i--;
+  return Math.max(0, i);
+}
+
 /**
  * map_p2m_list for a 64-bit guest: walk the page tables rooted at arch.p2m_cr3 over
  * [arch.p2m_vaddr, p2m_end] level 4 → 1; the level-1 frames are the leaf pages.
@@ -130,8 +146,6 @@ export function mapP2mList(img: GuestImage, maxPfn: number | bigint): ToolstackV
   let off = 0n;
   let idxStart = 0;
   let idxEnd = 0;
-  let savedIdx = 0;
-  let savedMfn = 0;
   let untrimmedMaxPfn: number | bigint | null = null;
   let leaves: Float64Array = new Float64Array(0);
   for (let level = PT_LEVELS_64; level > 0; level--) {
@@ -145,21 +159,21 @@ export function mapP2mList(img: GuestImage, maxPfn: number | bigint): ToolstackV
     const read = readLevel(img, tables, idxStart, idxEnd, level, parentStart, structure);
     if (read.absent !== null) return fail(read.absent, read.absentFrame);
     const frames = read.frames;
-    for (let idx = idxStart; idx <= idxEnd; idx++) {
-      const mfn = frames[idx - idxStart];
-      if (mfn === 0 || mfn > maxMfn) {
-        const va = canonicalOf(off + (BigInt(idx) << BigInt(shift)));
-        const why = mfn === 0 ? 'frame 0' : `frame ${hex(mfn)}, above max_mfn ${hex(maxMfn)}`;
-        const table = tables[Math.floor(idx / PTRS_PER_TABLE)];
-        return fail(`level-${level} entry ${idx % PTRS_PER_TABLE} of table frame ${hex(table)} (vaddr ${hex(va)}) names ${why}`);
-      }
-      if (level === 2 && mfn !== savedMfn) {
-        savedMfn = mfn;
-        savedIdx = idx - idxStart;
-      }
+    // the per-entry loops are functions of their own: they run once per level (OSR-compiled on a 1 TiB
+    // guest's 524,288 leaves), and code after an OSR-compiled loop that has never run deoptimises
+    const bad = firstBadFrame(frames, maxMfn);
+    if (bad >= 0) {
+      const idx = idxStart + bad;
+      const mfn = frames[bad]!;
+      const va = canonicalOf(off + (BigInt(idx) << BigInt(shift)));
+      const why = mfn === 0 ? 'frame 0' : `frame ${hex(mfn)}, above max_mfn ${hex(maxMfn)}`;
+      const table = tables[Math.floor(idx / PTRS_PER_TABLE)];
+      return fail(`level-${level} entry ${idx % PTRS_PER_TABLE} of table frame ${hex(table)} (vaddr ${hex(va)}) names ${why}`);
     }
 
     if (level === 2) {
+      // saved_idx: the last entry that differs from its predecessor (every entry is non-zero here)
+      let savedIdx = trailingRunStart(frames);
       // Same reasoning as the tree: a trailing run of identical L2 entries maps all-invalid leaves.
       // The save side compares the relative saved_idx with the absolute idx_end (xen-toolstack.md §8).
       const relativeLast = savedIdx === idxEnd - idxStart;
