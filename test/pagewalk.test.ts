@@ -267,6 +267,8 @@ describe('walkRange', () => {
     [0x5000n, 512 * 2 - 5, 0, 'from entry 5 of L2 0 (entries 5..511), then L2 1 (entries 0..511): not inside the first run → visited'],
     [0x200000n, 512 * 2 + 7, 1, 'L2 1 (visited), L2 2 (repeat), entries 0..6 of L2 3 (its own PTE page 0x304: visited)'],
     [0x1ff000n, 3, 0, 'the last entry of L2 0, then entries 0..1 of L2 1: not inside [511, 512) → visited'],
+    [0x200000n, 512 + 300, 1, 'L2 1 (visited), then the count ends at entry 299 of L2 2: a repeat of part of the last run'],
+    [0x3000n, 512 * 4 - 3, 1, 'entries 3..511 of L2 0 (visited), L2 1 (0..511: not inside [3, 512) → visited), L2 2 (repeat), L2 3 (0x304: visited)'],
   ])('with repeat: %s + %s pages expand to per-page translate (%s repeats)', (va, count, wantRepeats) => {
     const img = sharedPteImage();
     const frames: number[] = new Array(count).fill(NaN);

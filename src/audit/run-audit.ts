@@ -78,27 +78,34 @@ export interface LeafPlan {
   identityFrame: number;
 }
 
-/** Audit range = max(guest leaves, toolstack leaves); guest leaves past limitPfn read as `guest.beyond`. */
+/**
+ * Audit range = max(guest leaves, toolstack leaves); guest leaves past the view's arrays read as its uniform
+ * tail (GuestView.tail), past limitPfn as `guest.beyond`.
+ */
 export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
   if (guest.limitPfn % P2M_PER_PAGE !== 0) {
     throw new Error(`guest view: limitPfn ${guest.limitPfn} is not a multiple of ${P2M_PER_PAGE}`);
   }
   const gLeaves = guest.limitPfn / P2M_PER_PAGE;
+  // the guest's leaves in three stretches: the arrays [0, gArr), the view's tail [gArr, gLeaves), beyond
+  const gArr = Math.min(guest.kinds.length, gLeaves);
+  const viewTailKind = guest.tail ? guest.tail.kind : GuestLeaf.PAGE; // (no tail: gArr = gLeaves)
   const walkOk = tool.failure === null && tool.maxPfn >= 0;
   const tLeaves = walkOk ? tool.leafFrames.length : 0;
   const leaves = Math.max(gLeaves, tLeaves);
   const beyondKind = guest.beyond === 'identity' ? GuestLeaf.IDENTITY : GuestLeaf.MISSING;
-  const kindAt = (k: number): number => (k < gLeaves ? guest.kinds[k]! : beyondKind);
-  // the uniform tail: shared identity/missing leaves past the toolstack's last leaf, all of one kind
+  const kindAt = (k: number): number => (k < gArr ? guest.kinds[k]! : k < gLeaves ? viewTailKind : beyondKind);
+  // the plan's uniform tail: shared identity/missing leaves past the toolstack's last leaf, all of one kind
   let active = leaves;
   const tailKind = leaves > 0 ? kindAt(leaves - 1) : GuestLeaf.PAGE;
   if (tailKind !== GuestLeaf.PAGE) {
-    // past the guest's leaves every kind is beyondKind; within them, a plain scan of the kinds
+    // each stretch from the end: past the guest's leaves every kind is beyondKind, in its tail viewTailKind
     if (active > gLeaves && beyondKind === tailKind) active = Math.max(gLeaves, tLeaves);
-    // (the last leaf of another kind, found by Buffer's byte search — ~40× TypedArray.lastIndexOf, which
-    // steps element by element: the tail can be most of a 512 GiB p2m area, 262,144 leaves)
-    if (active > tLeaves && active <= gLeaves) {
-      const kindBytes = Buffer.from(guest.kinds.buffer, guest.kinds.byteOffset, guest.kinds.length);
+    if (active > gArr && active <= gLeaves && viewTailKind === tailKind) active = Math.max(gArr, tLeaves);
+    // within the arrays, the last leaf of another kind, found by Buffer's byte search (~40× TypedArray.lastIndexOf,
+    // which steps element by element)
+    if (active > tLeaves && active <= gArr) {
+      const kindBytes = Buffer.from(guest.kinds.buffer, guest.kinds.byteOffset, gArr);
       let lastOther = -1;
       for (const other of [GuestLeaf.PAGE, GuestLeaf.MISSING, GuestLeaf.IDENTITY]) {
         if (other !== tailKind) lastOther = Math.max(lastOther, kindBytes.lastIndexOf(other, active - 1));
@@ -109,9 +116,11 @@ export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
   // kinds copied and filled natively; the two loops read only locals (they run once per audit, mostly
   // before V8 has compiled them: each property load saved counts)
   const gKinds = new Uint8Array(active);
-  const gEnd = Math.min(active, gLeaves);
+  const gEnd = Math.min(active, gArr);
+  const gTailEnd = Math.max(gEnd, Math.min(active, gLeaves));
   gKinds.set(guest.kinds.subarray(0, gEnd));
-  gKinds.fill(beyondKind, gEnd, active);
+  gKinds.fill(viewTailKind, gEnd, gTailEnd);
+  gKinds.fill(beyondKind, gTailEnd, active);
   const gFrames = new Float64Array(active).fill(-1);
   const guestFrames = guest.leafFrames;
   for (let k = 0; k < gEnd; k++) if (gKinds[k] === GuestLeaf.PAGE) gFrames[k] = guestFrames[k]!;
@@ -146,16 +155,14 @@ function offsetOf(img: GuestImage, frame: number): number {
   return frame >= 0 ? img.frameOffset(frame) : -1;
 }
 
-/** The worker's task for one shard: frames → file offsets (absent tool frames → ToolLeaf.ABSENT). */
-export function shardTask(img: GuestImage, plan: LeafPlan, shard: Shard): AuditTask {
-  const n = shard.endLeaf - shard.firstLeaf;
-  // shared memory: posted to a worker without a copy and without detaching anything (see runShard)
-  const gOffsets = new Float64Array(new SharedArrayBuffer(n * Float64Array.BYTES_PER_ELEMENT));
-  const tOffsets = new Float64Array(new SharedArrayBuffer(n * Float64Array.BYTES_PER_ELEMENT));
-  const gKinds = new Uint8Array(new SharedArrayBuffer(n));
-  gKinds.set(plan.gKinds.subarray(shard.firstLeaf, shard.endLeaf));
+/**
+ * Leaf k = first + i of the plan → the file offsets of its guest and toolstack pages, for i in [0, n). A loop of
+ * its own: V8 compiles it on the stack (OSR) mid-way, and code after the loop would then run with no type
+ * feedback and throw the compiled loop away again (one deopt per shard on a 1 TiB audit).
+ */
+function fillOffsets(img: GuestImage, plan: LeafPlan, first: number, gKinds: Uint8Array, gOffsets: Float64Array, tOffsets: Float64Array): void {
   const { gFrames, tFrames } = plan; // locals: this loop runs once per shard, mostly not yet compiled
-  for (let i = 0, k = shard.firstLeaf; i < n; i++, k++) {
+  for (let i = 0, k = first, n = gKinds.length; i < n; i++, k++) {
     // workers read a guest page only for private leaves; shared ones come through missing/identityOffset
     const gf = gFrames[k]!;
     const gOff = gKinds[i] === GuestLeaf.PAGE ? offsetOf(img, gf) : -1;
@@ -168,6 +175,17 @@ export function shardTask(img: GuestImage, plan: LeafPlan, shard: Shard): AuditT
       tOffsets[i] = off >= 0 ? off : ToolLeaf.ABSENT;
     }
   }
+}
+
+/** The worker's task for one shard: frames → file offsets (absent tool frames → ToolLeaf.ABSENT). */
+export function shardTask(img: GuestImage, plan: LeafPlan, shard: Shard): AuditTask {
+  const n = shard.endLeaf - shard.firstLeaf;
+  // shared memory: posted to a worker without a copy and without detaching anything (see runShard)
+  const gOffsets = new Float64Array(new SharedArrayBuffer(n * Float64Array.BYTES_PER_ELEMENT));
+  const tOffsets = new Float64Array(new SharedArrayBuffer(n * Float64Array.BYTES_PER_ELEMENT));
+  const gKinds = new Uint8Array(new SharedArrayBuffer(n));
+  gKinds.set(plan.gKinds.subarray(shard.firstLeaf, shard.endLeaf));
+  fillOffsets(img, plan, shard.firstLeaf, gKinds, gOffsets, tOffsets);
   return {
     path: img.path,
     shard: shard.index,

@@ -120,8 +120,8 @@ export function restoreCheck(img: GuestImage): RestoreLoss {
   const unchecked = new Runs<null>();
   let ram = 0;
   let carried = 0;
-  const nLeaves = guest.limitPfn / P2M_PER_PAGE;
-  for (let k = 0; k < nLeaves; k++) {
+  // past the arrays lies the uniform tail: shared missing / identity leaves only
+  for (let k = 0; k < guest.kinds.length; k++) {
     if (guest.kinds[k] !== GuestLeaf.PAGE) continue; // shared missing / identity leaves map no RAM
     const first = k * P2M_PER_PAGE;
     const frame = guest.leafFrames[k]!;

@@ -2,6 +2,7 @@
 // walks' structure (tree and list), the guest view's page tables / tree pages / variable pages, and
 // every leaf page either view points at.
 import { readGuestView } from '../views/guest-view.js';
+import { guestLeafCount } from '../views/p2m-leaves.js';
 import type { GuestImage } from '../formats/guest-image.js';
 import type { MemoryImage } from '../formats/memory-image.js';
 import { writeP2ms } from './p2ms-writer.js';
@@ -15,6 +16,7 @@ export function framesNeeded(img: GuestImage & { hasFrame?(frame: number): boole
   const guest = readGuestView(img);
   for (const f of guest.structureFrames) need.add(f);
   for (const f of guest.leafFrames) if (f >= 0) need.add(f);
+  if (guest.tail && guest.tail.frame >= 0) need.add(guest.tail.frame);
   if (guest.missingFrame >= 0) need.add(guest.missingFrame);
   if (guest.identityFrame >= 0) need.add(guest.identityFrame);
   for (const method of ['tree', 'list'] as const) {
@@ -27,7 +29,7 @@ export function framesNeeded(img: GuestImage & { hasFrame?(frame: number): boole
   if (cv.source === 'frame-list') {
     need.add(Number(img.arch.pfnToMfnFrameListList));
     for (const f of cv.structureFrames()) need.add(f);
-    for (let k = 0; k < guest.leafFrames.length; k++) {
+    for (let k = 0, n = guestLeafCount(guest); k < n; k++) {
       const f = cv.leafFrame(k);
       if (f >= 0) need.add(f);
     }

@@ -2,7 +2,7 @@
 // both walks (xen-toolstack.md §1: map_p2m_tree / map_p2m_list: FLL → frame-list pages → leaves; p2m_cr3 →
 // L4..L1; §2: arch_shared_info), and record where every structure the mutation classes aim at sits in the file.
 import * as fs from 'node:fs';
-import type { GuestView, ToolstackView } from '../views/p2m-leaves.js';
+import { frameAt, guestLeafCount, type GuestView, type ToolstackView } from '../views/p2m-leaves.js';
 import { readGuestView } from '../views/guest-view.js';
 import type { GuestImage, ImageFormat } from '../formats/guest-image.js';
 import type { SymbolTable } from '../formats/symbols.js';
@@ -226,10 +226,13 @@ function analyzeImage(img: GuestImage, a: Anatomy, r: BaseReader): void {
       }
     }
   }
-  for (const list of [tool?.leafFrames, guest?.leafFrames]) {
-    if (!list) continue;
+  // the guest's leaves past its arrays are its uniform tail (one shared page): read through frameAt
+  const lists: { length: number; at: (k: number) => number }[] = [];
+  if (tool) lists.push({ length: tool.leafFrames.length, at: (k) => tool.leafFrames[k]! });
+  if (guest) lists.push({ length: guestLeafCount(guest), at: (k) => frameAt(guest, k) });
+  for (const list of lists) {
     for (let k = 0; k < list.length && a.leaves.length < MAX_LEAF_SITES; k += Math.max(1, Math.floor(list.length / MAX_LEAF_SITES))) {
-      const f = list[k]!;
+      const f = list.at(k);
       if (leafSeen.has(f)) continue;
       const s = site(img, `p2m leaf ${k}`, f);
       if (s) {

@@ -126,9 +126,12 @@ export const VA_MASK = (1n << BigInt(VA_BITS)) - 1n;
 const CANONICAL_SIGN_SHIFT = BigInt(VA_BITS - 1);
 /** bits 63..47 all ones */
 const CANONICAL_HIGH_TOP = (1n << BigInt(64 - (VA_BITS - 1))) - 1n;
-/** first VA of the upper canonical half (0xffff800000000000) */
-const UPPER_HALF_START = VA_LIMIT - (1n << CANONICAL_SIGN_SHIFT);
 const PAGE_SIZE_N = BigInt(PAGE_SIZE);
+/** The same boundaries as page numbers (VA / 4 KiB): 2^64, the end of the lower half (2^47), the upper half's start, 2^48. */
+const PAGE_LIMIT = 2 ** (64 - PAGE_SHIFT);
+const LOWER_HALF_PAGES = 2 ** (VA_BITS - 1 - PAGE_SHIFT);
+const UPPER_HALF_FIRST_PAGE = PAGE_LIMIT - LOWER_HALF_PAGES;
+const PAGES_PER_VA48 = 2 ** (VA_BITS - PAGE_SHIFT);
 
 /** VA shift of each level's index, by level number (index 0 unused: the byte offset). */
 const LEVEL_SHIFT = [PAGE_SHIFT, L1_SHIFT, L2_SHIFT, L3_SHIFT, L4_SHIFT];
@@ -329,12 +332,13 @@ export function walkRange(
   // the last run of pages visited through a PTE page: its frame, first entry, length and first page index
   const lastRun = { table: -1, idx: 0, n: 0, i: 0 };
   let i = 0;
-  let cur = va;
+  // the walk's position as a page number (VA / 4 KiB < 2^52: an exact double, no BigInt in the loop)
+  let page = Number(va / PAGE_SIZE_N);
   /** report `n` unmapped pages and advance */
   const skip = (n: number): void => {
     for (let k = 0; k < n; k++) visit(i + k, -1, -1);
     i += n;
-    cur += BigInt(n) * PAGE_SIZE_N;
+    page += n;
   };
   /** pages from v48 to the end of the span of a level-`level` entry, capped by what remains */
   const pagesToSpanEnd = (v48: number, level: number): number => {
@@ -344,20 +348,19 @@ export function walkRange(
   };
 
   while (i < count) {
-    if (cur >= VA_LIMIT) {
+    if (page >= PAGE_LIMIT) {
       skip(count - i);
       break;
     }
-    if (!isCanonical(cur)) {
-      // cur is in the hole between the halves: jump to the upper half
-      const pages = (UPPER_HALF_START - cur) / PAGE_SIZE_N;
-      skip(pages < BigInt(count - i) ? Number(pages) : count - i);
+    if (page >= LOWER_HALF_PAGES && page < UPPER_HALF_FIRST_PAGE) {
+      // in the hole between the halves: jump to the upper half
+      skip(Math.min(UPPER_HALF_FIRST_PAGE - page, count - i));
       continue;
     }
-    const v48 = Number(cur & VA_MASK);
+    const v48 = (page % PAGES_PER_VA48) * PAGE_SIZE;
 
     let table = cr3Frame;
-    let mappedBy = -1; // level of the leaf that maps cur, or -1 when unmapped
+    let mappedBy = -1; // level of the leaf that maps the page, or -1 when unmapped
     let failedLevel = -1;
     let named = 0;
     for (let level = PT_LEVELS_64; level >= 1; level--) {
@@ -396,26 +399,41 @@ export function walkRange(
       const firstIdx = levelIndex(v48, 1);
       if (repeat && table === lastRun.table && firstIdx >= lastRun.idx && firstIdx + n <= lastRun.idx + lastRun.n) {
         repeat(i, n, lastRun.i + (firstIdx - lastRun.idx));
-        i += n;
-        cur += BigInt(n) * PAGE_SIZE_N;
-        continue;
-      }
-      lastRun.table = table;
-      lastRun.idx = firstIdx;
-      lastRun.n = n;
-      lastRun.i = i;
-      const pte = pageWords(cachedPage[1]!);
-      let w = firstIdx * WORDS_PER_PTE;
-      for (let k = 0; k < n; k++, w += WORDS_PER_PTE) {
-        const lo = pte[w]!;
-        if ((lo & _PAGE_PRESENT) === 0) {
-          visit(i + k, -1, -1);
-        } else {
-          visit(i + k, entryFrame(lo, pte[w + 1]!), table);
+      } else {
+        lastRun.table = table;
+        lastRun.idx = firstIdx;
+        lastRun.n = n;
+        lastRun.i = i;
+        const pte = pageWords(cachedPage[1]!);
+        let w = firstIdx * WORDS_PER_PTE;
+        for (let k = 0; k < n; k++, w += WORDS_PER_PTE) {
+          // `| 0`: an entry word with bit 31 set (frames ≥ 0x80000) would not fit the int32 V8 speculates on
+          // for a Uint32Array load, and deoptimise the loop ("lost precision"); the bits are what count
+          const lo = pte[w]! | 0;
+          if ((lo & _PAGE_PRESENT) === 0) {
+            visit(i + k, -1, -1);
+          } else {
+            visit(i + k, entryFrame(lo, pte[w + 1]! | 0), table);
+          }
         }
       }
       i += n;
-      cur += BigInt(n) * PAGE_SIZE_N;
+      page += n;
+      if (repeat) {
+        // the next entries of the same L2 table (same L4 and L3 entries) that name this PTE page again, each
+        // spanning pages the last run covers: repeats, without walking down from the top for each 2 MiB
+        const l2 = cachedPage[2]!;
+        for (let idx2 = levelIndex(v48, 2) + 1; idx2 < PTRS_PER_TABLE && i < count; idx2++) {
+          const lo = l2.readUInt32LE(idx2 * PTE_SIZE);
+          if ((lo & (_PAGE_PRESENT | _PAGE_PSE)) !== _PAGE_PRESENT) break;
+          if (entryFrame(lo, l2.readUInt32LE(idx2 * PTE_SIZE + WORD_BYTES)) !== lastRun.table) break;
+          const n2 = Math.min(PTRS_PER_TABLE, count - i);
+          if (lastRun.idx !== 0 || lastRun.n < n2) break;
+          repeat(i, n2, lastRun.i);
+          i += n2;
+          page += n2;
+        }
+      }
       continue;
     }
     // a 2 MiB (level 2) or 1 GiB (level 3) leaf
@@ -425,7 +443,7 @@ export function walkRange(
     const n = pagesToSpanEnd(v48, mappedBy);
     for (let k = 0; k < n; k++) visit(i + k, base + first + k, -1);
     i += n;
-    cur += BigInt(n) * PAGE_SIZE_N;
+    page += n;
   }
 }
 
@@ -455,6 +473,13 @@ export function readVirt(img: FrameReader, cr3Frame: number, va: bigint, len: nu
 
 /** Read a little-endian u64 at a VA (may straddle two pages). */
 export function readVirtU64(img: FrameReader, cr3Frame: number, va: bigint): bigint | WalkFailure {
+  // the usual u64 lies in one page: read it there, without readVirt's buffer
+  const t = translate(img, cr3Frame, va);
+  if (!isWalkFailure(t) && t.offset <= PAGE_SIZE - PTE_SIZE) {
+    const page = img.readFrame(t.frame);
+    if (page === null) return failure(`data frame ${hex(t.frame)} (VA ${hex(va)}) is absent from the image`, 0, t.frame, -1);
+    return page.readBigUInt64LE(t.offset);
+  }
   const b = readVirt(img, cr3Frame, va, PTE_SIZE);
   if (!Buffer.isBuffer(b)) return b;
   return b.readBigUInt64LE(0);

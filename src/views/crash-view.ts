@@ -8,7 +8,7 @@
 //  * A domU (xl dump-core, a save stream, a domU snapshot): kernels with xen_p2m_addr (≥ 3.19, crash ≥
 //    7.1.5) are read through the kernel's own linear list (__xen_pvops_m2p_domU / read_xc_p2m); older
 //    ones through the frame list at arch.pfn_to_mfn_frame_list_list, read the same unbounded way.
-import type { GuestView } from './p2m-leaves.js';
+import { frameAt, type GuestView } from './p2m-leaves.js';
 import { bootFactsOf, dom0KdumpOf, type GuestImage } from '../formats/guest-image.js';
 import { frameListOf, type FrameList } from './crash-frame-list.js';
 import { P2M_PER_PAGE, hex } from '../xen/abi.js';
@@ -82,7 +82,7 @@ export function crashView(img: GuestImage, guest: GuestView): CrashView {
       root: null,
       list: null,
       why: "domU with xen_p2m_addr: crash reads the kernel's own linear p2m list",
-      leafFrame: (k) => (k < guest.leafFrames.length ? guest.leafFrames[k]! : -1),
+      leafFrame: (k) => frameAt(guest, k),
       structureFrames: () => [],
     };
   }
@@ -98,7 +98,7 @@ export function crashReadablePages(cv: CrashView, guest: GuestView, start: numbe
   for (let pfn = start; pfn < end; ) {
     const k = Math.floor(pfn / P2M_PER_PAGE);
     const leafEnd = Math.min(end, (k + 1) * P2M_PER_PAGE);
-    const g = k < guest.leafFrames.length ? guest.leafFrames[k]! : -1;
+    const g = frameAt(guest, k);
     const c = cv.leafFrame(k);
     if (g >= 0 && c === g && c !== guest.missingFrame) n += leafEnd - pfn;
     pfn = leafEnd;

@@ -3,6 +3,7 @@
 // x86_64 Xen p2m handling reads the same variables), walked from the kernel's own top-level table
 // (kernel-root.ts). Output: leaf-page locations, never entry copies.
 import { GuestLeaf, type GuestView, type KernelVars } from './p2m-leaves.js';
+import { LeafBuilder, settleTail } from './guest-leaves.js';
 import { InputError } from '../common/errors.js';
 import { dom0KdumpOf, type GuestImage } from '../formats/guest-image.js';
 import { hasSymbols } from '../formats/symbols.js';
@@ -19,13 +20,49 @@ import { P2M_MID_PER_PAGE, P2M_PER_PAGE, P2M_PFNS_PER_TOP, P2M_TOP_PER_PAGE, PAG
 export const MAX_GUEST_VIEW_PFNS = 2 ** 32;
 
 /** A FrameReader that remembers every frame it handed out. */
-function recording(img: GuestImage, seen: Set<number>): FrameReader {
+function recording(img: FrameReader, seen: Set<number>): FrameReader {
   return {
     readFrame(frame: number): Buffer | null {
       seen.add(frame);
       return img.readFrame(frame);
     },
   };
+}
+
+/** Frames one view keeps copies of: its page tables, variable pages and tree pages are ~15–30 frames. */
+const FRAME_COPIES_MAX = 64;
+const FRAME_COPIES_PER_SLAB = 16;
+
+/**
+ * A FrameReader that keeps a copy of the first FRAME_COPIES_MAX frames it read: the root's probe walk, the
+ * variables (several on one page, each read through readVirt) and the p2m walks read the same few frames
+ * again, each a system call for a file image. Valid while the frames do not change (one view's read).
+ */
+class FrameCopies implements FrameReader {
+  private readonly copies = new Map<number, Buffer | null>();
+  /** the copies' storage, FRAME_COPIES_PER_SLAB frames at a time (one allocation, not one per frame) */
+  private slab: Buffer | null = null;
+  private used = 0;
+  constructor(private readonly img: FrameReader) {}
+
+  readFrame(frame: number): Buffer | null {
+    const kept = this.copies.get(frame);
+    if (kept !== undefined) return kept;
+    const page = this.img.readFrame(frame);
+    if (this.copies.size >= FRAME_COPIES_MAX) return page;
+    let copy: Buffer | null = null;
+    if (page !== null) {
+      if (this.slab === null || this.used === this.slab.length) {
+        this.slab = Buffer.allocUnsafe(FRAME_COPIES_PER_SLAB * PAGE_SIZE);
+        this.used = 0;
+      }
+      copy = this.slab.subarray(this.used, this.used + PAGE_SIZE);
+      page.copy(copy, 0, 0, PAGE_SIZE);
+      this.used += PAGE_SIZE;
+    }
+    this.copies.set(frame, copy);
+    return copy;
+  }
 }
 
 class SymbolReader {
@@ -100,10 +137,12 @@ function rootOptions(img: GuestImage): KernelRootOptions {
 /** Read the guest's p2m layout. Throws InputError when the image lacks what the walk needs. */
 export function readGuestView(img: GuestImage): GuestView {
   const seen = new Set<number>();
+  const copies = new FrameCopies(img);
   // the walks of neighbouring kernel addresses (a mid page's leaf pointers) share their upper tables
-  const reader = new TableCache(recording(img, seen));
+  const reader = new TableCache(recording(copies, seen));
   if (!hasSymbols(img.symbols)) throw new InputError(`${img.path || '<image>'}: the image carries no kernel symbols (give --system-map)`);
-  const root = findKernelRoot(img, rootOptions(img));
+  // (the root's probe reads through the copies, unrecorded: a candidate passed over is no structure of the view)
+  const root = findKernelRoot(img, { ...rootOptions(img), reader: copies });
   const s = new SymbolReader(img, reader, root.frame);
   const vars = readVars(s);
   let read: ReadLeaves;
@@ -135,6 +174,7 @@ function markSharedSentinels(img: GuestImage, view: GuestView, end: number): voi
     if (kinds[k] === GuestLeaf.PAGE && view.leafFrames[k]! >= 0) frames[m++] = view.leafFrames[k]!;
   }
   const uses = repeatedFrames(frames.subarray(0, m));
+  let turned = false;
   for (const [frame, n] of uses) {
     const page = img.readFrame(frame);
     if (!page || !page.every((b) => b === 0xff)) {
@@ -144,9 +184,11 @@ function markSharedSentinels(img: GuestImage, view: GuestView, end: number): voi
     for (let k = 0; k < end; k++) {
       if (view.kinds[k] === GuestLeaf.PAGE && view.leafFrames[k] === frame) view.kinds[k] = GuestLeaf.IDENTITY;
     }
+    turned = true;
     if (view.identityFrame < 0 || view.identityFrame === frame) view.identityFrame = frame;
     view.notes.push(`leaf frame ${hex(frame)} backs ${n} leaves and reads all INVALID: taken as the shared p2m_identity page (the p2m_identity symbol did not point at it)`);
   }
+  if (turned) settleTail(view); // the leaves turned into p2m_identity may end the arrays
 }
 
 /** More contiguous runs than frames / this: the list is scattered, sort it at once. */
@@ -213,48 +255,38 @@ function readLinear(s: SymbolReader, vars: KernelVars): ReadLeaves {
   const nLeaves = limitPfn / P2M_PER_PAGE;
   const missingFrame = framePointedBy(s, 'p2m_missing');
   const identityFrame = framePointedBy(s, 'p2m_identity');
-  const kinds = new Uint8Array(nLeaves);
-  // walkRange reports every page once (visit or repeat): no fill first
-  const leafFrames = new Float64Array(nLeaves);
   const notes: string[] = [`linear p2m list at ${hex(p2mAddr)}, ${hex(size)} entries (xen_p2m_size)`];
   if (p2mAddr % BigInt(PAGE_SIZE) !== 0n) throw new InputError(`${s.where()}: xen_p2m_addr ${hex(p2mAddr)} is not page aligned`);
-  let lastPage = -1; // pages come in order: the last PAGE leaf so far
+  // walkRange reports every page once, in order (visit or repeat)
+  const leaves = new LeafBuilder(nLeaves);
   walkRange(
     s.reader,
     s.cr3Frame,
     p2mAddr,
     nLeaves,
-    (i, frame) => {
-      leafFrames[i] = frame;
-      if (frame >= 0 && frame === missingFrame) kinds[i] = GuestLeaf.MISSING;
-      else if (frame >= 0 && frame === identityFrame) kinds[i] = GuestLeaf.IDENTITY;
-      else {
-        kinds[i] = GuestLeaf.PAGE;
-        lastPage = i;
-      }
+    (_i, frame) => {
+      if (frame >= 0 && frame === missingFrame) leaves.leaf(GuestLeaf.MISSING, frame);
+      else if (frame >= 0 && frame === identityFrame) leaves.leaf(GuestLeaf.IDENTITY, frame);
+      else leaves.leaf(GuestLeaf.PAGE, frame);
     },
-    // a GiB mapped through the same shared PTE page as the one before: same leaves
-    (i, n, from) => {
-      leafFrames.copyWithin(i, from, from + n);
-      kinds.copyWithin(i, from, from + n);
-      // the copy's last PAGE leaf: the source's, which is lastPage itself unless a later one follows it
-      const inSource = lastPage < from ? -1 : lastPage < from + n ? lastPage - from : kinds.subarray(from, from + n).lastIndexOf(GuestLeaf.PAGE);
-      if (inSource >= 0) lastPage = i + inSource;
-    },
+    // a 2 MiB of the list mapped through the same shared PTE page as before: the same leaves
+    (_i, n, from) => leaves.copy(from, n),
   );
+  const built = leaves.finish();
   const view: GuestView = {
     layout: 'list',
     limitPfn,
     beyond: 'identity',
-    kinds,
-    leafFrames,
+    kinds: built.kinds,
+    leafFrames: built.leafFrames,
     missingFrame,
     identityFrame,
     vars,
     structureFrames: new Set(),
     notes,
   };
-  return { view, pagesEnd: lastPage + 1 };
+  if (built.tail) view.tail = built.tail;
+  return { view, pagesEnd: built.pagesEnd };
 }
 
 function framePointedBy(s: SymbolReader, name: string): number {
@@ -299,73 +331,58 @@ function readTree(s: SymbolReader, vars: KernelVars): ReadLeaves {
   let lastTop = 0;
   for (let t = 0, k = 0; t < P2M_TOP_PER_PAGE; t++, k += 2) if (top[k] !== mmLo || top[k + 1] !== mmHi) lastTop = t + 1;
   const limitPfn = lastTop * P2M_PFNS_PER_TOP;
-  const nLeaves = limitPfn / P2M_PER_PAGE;
-  // every leaf is written below (missing, copied, unreadable or read): no fill first
-  const kinds = new Uint8Array(nLeaves);
-  const leafFrames = new Float64Array(nLeaves);
+  const leaves = new LeafBuilder(limitPfn / P2M_PER_PAGE);
   const missingFrame = s.frameOfVa(missing);
   const identityFrame = s.frameOfVa(identity);
   const notes: string[] = [`p2m_top tree at ${hex(topVa)}, ${lastTop} top entr${lastTop === 1 ? 'y' : 'ies'} in use`];
   // top slot that first read each mid page (by the pointer's words): a mid page shared by several slots (p2m_mid_identity) is read once
   const firstSlot = new Map<string, number>();
   const mid = new Uint32Array(P2M_MID_PER_PAGE * 2);
-  // per top slot: its last PAGE leaf (offset in the slot, −1 for none), so a copied slot carries it along
-  const slotLastPage = new Int32Array(lastTop).fill(-1);
+  let readSlot = -1; // the last slot whose leaves came from a readable mid page
   for (let t = 0; t < lastTop; t++) {
-    const base = t * P2M_MID_PER_PAGE;
     const lo = top[2 * t]!;
     const hi = top[2 * t + 1]!;
     if (lo === mmLo && hi === mmHi) {
-      kinds.fill(GuestLeaf.MISSING, base, base + P2M_MID_PER_PAGE);
-      leafFrames.fill(missingFrame, base, base + P2M_MID_PER_PAGE);
+      leaves.run(GuestLeaf.MISSING, missingFrame, P2M_MID_PER_PAGE);
       continue;
     }
-    const key = `${hi}:${lo}`;
-    const earlier = firstSlot.get(key);
+    // the slot before names the same, readable mid page (the usual run of p2m_mid_identity): no key to build
+    const same = readSlot === t - 1 && lo === top[2 * t - 2] && hi === top[2 * t - 1];
+    const key = same ? '' : `${hi}:${lo}`;
+    const earlier = same ? t - 1 : firstSlot.get(key);
     if (earlier !== undefined) {
-      const from = earlier * P2M_MID_PER_PAGE;
-      kinds.copyWithin(base, from, from + P2M_MID_PER_PAGE);
-      leafFrames.copyWithin(base, from, from + P2M_MID_PER_PAGE);
-      slotLastPage[t] = slotLastPage[earlier]!;
+      leaves.copy(earlier * P2M_MID_PER_PAGE, P2M_MID_PER_PAGE);
+      readSlot = t;
       continue;
     }
     if (!readPtrWords(s, reader, lo, hi, mid)) {
       notes.push(`mid page of top ${t} at ${hex(slotValue(top, 2 * t))} is not readable`);
-      kinds.fill(GuestLeaf.PAGE, base, base + P2M_MID_PER_PAGE);
-      leafFrames.fill(-1, base, base + P2M_MID_PER_PAGE); // unreadable
-      slotLastPage[t] = P2M_MID_PER_PAGE - 1;
+      leaves.run(GuestLeaf.PAGE, -1, P2M_MID_PER_PAGE); // unreadable
       continue;
     }
-    for (let m = 0, k = 0; m < P2M_MID_PER_PAGE; m++, k += 2) {
+    for (let k = 0; k < 2 * P2M_MID_PER_PAGE; k += 2) {
       const plo = mid[k]!;
       const phi = mid[k + 1]!;
-      if (plo === missLo && phi === missHi) {
-        kinds[base + m] = GuestLeaf.MISSING;
-        leafFrames[base + m] = missingFrame;
-      } else if (plo === idLo && phi === idHi) {
-        kinds[base + m] = GuestLeaf.IDENTITY;
-        leafFrames[base + m] = identityFrame;
-      } else {
-        kinds[base + m] = GuestLeaf.PAGE;
-        leafFrames[base + m] = frameOfVaWords(reader, s.cr3Frame, plo, phi);
-        slotLastPage[t] = m;
-      }
+      if (plo === missLo && phi === missHi) leaves.leaf(GuestLeaf.MISSING, missingFrame);
+      else if (plo === idLo && phi === idHi) leaves.leaf(GuestLeaf.IDENTITY, identityFrame);
+      else leaves.leaf(GuestLeaf.PAGE, frameOfVaWords(reader, s.cr3Frame, plo, phi));
     }
     firstSlot.set(key, t);
+    readSlot = t;
   }
+  const built = leaves.finish();
   const view: GuestView = {
     layout: 'tree',
     limitPfn,
     beyond: 'missing',
-    kinds,
-    leafFrames,
+    kinds: built.kinds,
+    leafFrames: built.leafFrames,
     missingFrame,
     identityFrame,
     vars,
     structureFrames: new Set(),
     notes,
   };
-  let pagesEnd = 0;
-  for (let t = lastTop - 1; t >= 0 && pagesEnd === 0; t--) if (slotLastPage[t]! >= 0) pagesEnd = t * P2M_MID_PER_PAGE + slotLastPage[t]! + 1;
-  return { view, pagesEnd };
+  if (built.tail) view.tail = built.tail;
+  return { view, pagesEnd: built.pagesEnd };
 }

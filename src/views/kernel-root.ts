@@ -9,7 +9,7 @@
 import { InputError } from '../common/errors.js';
 import { dom0KdumpOf, type GuestImage } from '../formats/guest-image.js';
 import type { ArchSharedInfo } from '../xen/shared-info.js';
-import { isWalkFailure, translate } from '../translate/page-walk.js';
+import { isWalkFailure, translate, type FrameReader } from '../translate/page-walk.js';
 import { PAGE_SHIFT, PAGE_SIZE, START_KERNEL_MAP, hex } from '../xen/abi.js';
 import { frameListOf, listEntry, type FrameList } from './crash-frame-list.js';
 
@@ -89,14 +89,14 @@ export function pfnFrameMap(img: GuestImage): PfnFrameMap | null {
 }
 
 /** Why a candidate table cannot be walked to the kernel's symbols, or null when it can. */
-function unreachable(img: GuestImage, frame: number): string | null {
-  if (img.readFrame(frame) === null) return `its frame ${hex(frame)} is not in the image`;
+function unreachable(img: GuestImage, reader: FrameReader, frame: number): string | null {
+  if (reader.readFrame(frame) === null) return `its frame ${hex(frame)} is not in the image`;
   const probe = PROBE_SYMBOLS.find((s) => img.symbols.has(s));
   if (!probe) return null; // nothing to check against: the guest view reports the missing symbols itself
   const va = img.symbols.get(probe)!;
-  const t = translate(img, frame, va);
+  const t = translate(reader, frame, va);
   if (isWalkFailure(t)) return `it does not map ${probe} at ${hex(va)} (${t.error})`;
-  if (img.readFrame(t.frame) === null) return `${probe} at ${hex(va)} maps to frame ${hex(t.frame)}, which is not in the image`;
+  if (reader.readFrame(t.frame) === null) return `${probe} at ${hex(va)} maps to frame ${hex(t.frame)}, which is not in the image`;
   return null;
 }
 
@@ -107,6 +107,8 @@ export interface KernelRootOptions {
   archSource?: string;
   /** leave arch.p2m_cr3 out (while looking for the shared_info that would publish it) */
   skipP2mCr3?: boolean;
+  /** what the candidates' probe walks read the image's frames through (the guest view's frame cache: the walk after it reads the same tables); default the image */
+  reader?: FrameReader;
 }
 
 function frameOfCr3(cr3: bigint): number {
@@ -122,8 +124,9 @@ function frameOfCr3(cr3: bigint): number {
  */
 export function findKernelRoot(img: GuestImage, opts: KernelRootOptions = {}): KernelRoot {
   const skipped: string[] = [];
+  const reader = opts.reader ?? img;
   const attempt = (source: KernelRootSource, frame: number, text: string): KernelRoot | null => {
-    const why = unreachable(img, frame);
+    const why = unreachable(img, reader, frame);
     if (why === null) return { source, frame, text, skipped };
     skipped.push(`${text}: ${why}`);
     return null;

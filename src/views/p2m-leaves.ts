@@ -1,5 +1,6 @@
 // The vocabulary shared by the two views and the audit: where each p2m leaf page lives
 // (ARCHITECTURE.md: views output leaf-page locations, never copies of entries) and the pfn classes.
+import { P2M_PER_PAGE } from '../xen/abi.js';
 
 /** Kind of one guest leaf (512 pfns). */
 export const GuestLeaf = {
@@ -15,14 +16,20 @@ export type GuestLeafKind = (typeof GuestLeaf)[keyof typeof GuestLeaf];
 /** The guest's own p2m, as leaf locations (src/views/guest-view.ts). */
 export interface GuestView {
   layout: 'tree' | 'list';
-  /** pfns [0, limitPfn) are described by `kinds`/`leafFrames`; limitPfn is a multiple of 512 */
+  /** pfns [0, limitPfn) are the p2m area the kernel maps (`kinds`/`leafFrames`, then `tail`); limitPfn is a multiple of 512 */
   limitPfn: number;
   /** what pfns ≥ limitPfn read as in the guest (list: identity, per __pfn_to_mfn; tree: missing) */
   beyond: 'identity' | 'missing';
-  /** per leaf k (pfns 512k .. 512k+511) */
+  /** per leaf k < kinds.length (pfns 512k .. 512k+511) */
   kinds: Uint8Array;
-  /** frame (image frame space) of leaf k's page; for MISSING/IDENTITY the shared page's frame or -1 */
+  /** frame (image frame space) of leaf k's page (k < kinds.length); for MISSING/IDENTITY the shared page's frame or -1 */
   leafFrames: Float64Array;
+  /**
+   * Leaves [kinds.length, limitPfn/512): all of one shared kind (never PAGE) on one frame — the uniform tail
+   * of a p2m area sized for far more pfns than the guest has (a linux ≥ 3.19 list's xen_p2m_size is 512 GiB
+   * of pfns whatever the guest's size). Absent: the arrays cover every leaf below limitPfn.
+   */
+  tail?: { kind: GuestLeafKind; frame: number };
   /** frame of the shared p2m_missing / p2m_identity leaf pages, -1 when unknown */
   missingFrame: number;
   identityFrame: number;
@@ -80,6 +87,24 @@ export interface CrashListFacts {
   maxPfnBound: { archMaxPfn: bigint; boundPfn: number; source: string } | null;
   /** where makedumpfile's stop rule reads the list differently, or null when both read the same leaves */
   makedumpfileDiffers: string | null;
+}
+
+/** Leaves of the p2m area: pfns [0, limitPfn). */
+export function guestLeafCount(view: GuestView): number {
+  return view.limitPfn / P2M_PER_PAGE;
+}
+
+/** Kind of guest leaf k, past the arrays too (the tail, then `beyond`). */
+export function kindAt(view: GuestView, k: number): GuestLeafKind {
+  if (k < view.kinds.length) return view.kinds[k] as GuestLeafKind;
+  if (k < guestLeafCount(view) && view.tail) return view.tail.kind;
+  return view.beyond === 'identity' ? GuestLeaf.IDENTITY : GuestLeaf.MISSING;
+}
+
+/** Frame of guest leaf k's page (the tail's shared page past the arrays), −1 past limitPfn or when unknown. */
+export function frameAt(view: GuestView, k: number): number {
+  if (k < view.leafFrames.length) return view.leafFrames[k]!;
+  return k < guestLeafCount(view) && view.tail ? view.tail.frame : -1;
 }
 
 /** A u64 pfn as a number when that is exact (below 2^53), else the bigint itself: printed with hex(), never rounded. */
