@@ -1,7 +1,9 @@
 // Section "cold" (issue 17): what a user waits for before any audit work, and the issue's table of ratios.
 //
 // Cold start: `node -e 0` (node's own floor), `p2m-audit --help`, `--version`, and `audit` of an empty file
-// (every module the audit command loads, then an input error: the import floor of an audit), as child
+// (every module the audit command loads, then an input error: the import floor of an audit), the last also
+// through bin/p2m-audit (the package's command: node started from the startup snapshot, docs/bench-notes.md
+// "Session 6"; it falls back to dist/src/cli.js when node would refuse the blob, e.g. with NODE_OPTIONS set), as child
 // processes in interleaved rounds (the order rotates each round, so drifting load hits all of them alike);
 // wall-time medians, compared only with each other.
 //
@@ -10,7 +12,7 @@
 // against `cat` of the same files (section corpus), the real save's audit against `cat` (section real).
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, log, f2, f3, table } from './common.js';
+import { CLI, ROOT, log, f2, f3, table } from './common.js';
 import type { Options } from './options.js';
 import { median, type Runner } from './measure.js';
 import type { Goal } from './goals.js';
@@ -32,6 +34,8 @@ export const COLD_GOALS = {
 
 interface ColdChild {
   name: string;
+  /** the program run: node unless given */
+  cmd?: string;
   args: string[];
   /** exit status that counts as success */
   code: number;
@@ -53,6 +57,7 @@ export async function benchCold(opts: Options, runner: Runner, tmp: string): Pro
     { name: 'p2m-audit --help', args: [CLI, '--help'], code: 0, samplesS: [], medianS: NaN },
     { name: 'p2m-audit --version', args: [CLI, '--version'], code: 0, samplesS: [], medianS: NaN },
     { name: 'p2m-audit audit EMPTY (imports, exit 2)', args: [CLI, 'audit', empty], code: 2, samplesS: [], medianS: NaN },
+    { name: 'bin/p2m-audit audit EMPTY (snapshot, exit 2)', cmd: path.join(ROOT, 'bin/p2m-audit'), args: ['audit', empty], code: 2, samplesS: [], medianS: NaN },
   ];
   const rounds = Math.max(MIN_ROUNDS, opts.reps);
   const res: ColdResult = { error: null, rounds, children };
@@ -61,7 +66,7 @@ export async function benchCold(opts: Options, runner: Runner, tmp: string): Pro
     for (let r = -1; r < rounds; r++) {
       for (let j = 0; j < children.length; j++) {
         const c = children[(j + r + children.length) % children.length]!;
-        const out = await runner.run(process.execPath, c.args, { measureRss: false });
+        const out = await runner.run(c.cmd ?? process.execPath, c.args, { measureRss: false });
         if (out.code !== c.code) throw new Error(`${c.name}: exit ${out.code} (expected ${c.code}): ${out.stderr.trim().split('\n')[0]}`);
         if (r >= 0) c.samplesS.push(out.wallS); // round -1 warms the page cache
       }

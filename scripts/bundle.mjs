@@ -13,6 +13,10 @@
 // Source maps (FILE.js.map, sources = the TypeScript files) are kept: `node --enable-source-maps` names
 // the .ts files in stack traces.
 //
+// Then the startup snapshot (docs/bench-notes.md "Session 6", docs/spec-notes/node-startup-snapshot.md): the CLI
+// once more as ONE CommonJS file, dist/src/cli.cjs (scripts/cli-snapshot.mjs), and node's snapshot of it after
+// loading, dist/src/cli.blob, which the package's command bin/p2m-audit starts from when node accepts it.
+//
 // Last, the help cache (src/commands/cached-help.ts): what the bundled CLI's commander prints for `--help` and
 // `COMMAND --help` at 80 columns, keyed by the entry file it belongs to, so that `--help` needs no program.
 //
@@ -58,8 +62,12 @@ const IMPORT_META_URL = /\bimport\.meta\.url\b/g;
  */
 const CHUNK_DIR = 'bundle';
 
-/** Rewrites each project module's import.meta.url to its tsc output's URL (see the header); picks msgpackr's entry. */
-const moduleUrlPlugin = {
+/**
+ * Rewrites each project module's import.meta.url to its tsc output's URL (see the header), relative to `base` (an
+ * expression: the bundle's own URL); picks msgpackr's entry. With `lateExternals` (the snapshot's CommonJS bundle,
+ * scripts/cli-snapshot.mjs), the external packages are required at run time through globalThis.__p2mRequire.
+ */
+const moduleUrlPlugin = (base, lateExternals = false) => ({
   name: 'p2m-module-url',
   setup(b) {
     b.onLoad({ filter: /\.ts$/ }, (args) => {
@@ -67,12 +75,29 @@ const moduleUrlPlugin = {
       const text = fs.readFileSync(args.path, 'utf8');
       if (!text.includes('import.meta.url')) return { contents: text, loader: 'ts' };
       const rel = `../${path.relative(ROOT, args.path).replace(/\.ts$/, '.js').split(path.sep).join('/')}`;
-      return { contents: text.replace(IMPORT_META_URL, `new URL(${JSON.stringify(rel)}, import.meta.url).href`), loader: 'ts' };
+      return { contents: text.replace(IMPORT_META_URL, `new URL(${JSON.stringify(rel)}, ${base}).href`), loader: 'ts' };
     });
     b.onResolve({ filter: /^msgpackr$/ }, (args) => ({
       path: path.join(MSGPACKR_DIR, MSGPACKR_UNPACK_ONLY.has(args.importer) ? 'unpack.js' : 'index.js'),
     }));
+    if (!lateExternals) return;
+    b.onResolve({ filter: new RegExp(`^(${EXTERNAL.map((e) => e.replace(/[/.]/g, '\\$&')).join('|')})$`) }, (args) => ({ path: args.path, namespace: 'p2m-late' }));
+    b.onLoad({ filter: /.*/, namespace: 'p2m-late' }, (args) => ({ contents: `module.exports = globalThis.__p2mRequire(${JSON.stringify(args.path)});`, loader: 'js' }));
   },
+});
+
+/** What every bundle here shares. */
+const COMMON = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  // whitespace and syntax only: names stay as written (profiles, and stack traces without source maps)
+  minifyWhitespace: true,
+  minifySyntax: true,
+  sourcemap: 'linked',
+  sourcesContent: false,
+  logLevel: 'warning',
+  allowOverwrite: true,
 };
 
 for (const e of ENTRIES) {
@@ -90,22 +115,38 @@ for (const group of [ENTRIES.filter((e) => e.src === 'src/cli.ts'), ENTRIES.filt
     outdir: DIST,
     entryNames: '[dir]/[name]',
     chunkNames: `${CHUNK_DIR}/[name]-[hash]`,
-    bundle: true,
+    ...COMMON,
     splitting: true,
-    platform: 'node',
     format: 'esm',
-    target: 'node20',
-    // whitespace and syntax only: names stay as written (profiles, and stack traces without source maps)
-    minifyWhitespace: true,
-    minifySyntax: true,
-    sourcemap: 'linked',
-    sourcesContent: false,
     external: EXTERNAL,
     banner: { js: BANNER },
-    plugins: [moduleUrlPlugin],
-    logLevel: 'warning',
-    allowOverwrite: true,
+    plugins: [moduleUrlPlugin('import.meta.url')],
   });
+}
+
+// The startup snapshot (docs/bench-notes.md "Session 6"): the CLI as ONE CommonJS file, dist/src/cli.cjs (Node 20
+// builds a snapshot from a single script that requires only built-ins), and the blob node builds from it,
+// dist/src/cli.blob, which bin/p2m-audit starts from. cli.blob.node records the node binary it belongs to (node
+// refuses a blob of another binary or other V8 flags): the launcher uses the blob only with that binary, unchanged.
+// Built with the V8 flags the launcher runs with (none: NODE_OPTIONS cleared); node's warnings that node:module
+// and node:child_process are "not yet fully verified" in snapshots are expected (both are required at run time).
+const SNAPSHOT_CJS = path.join(DIST, 'src/cli.cjs');
+const SNAPSHOT_BLOB = path.join(DIST, 'src/cli.blob');
+fs.rmSync(SNAPSHOT_BLOB, { force: true });
+fs.rmSync(`${SNAPSHOT_BLOB}.node`, { force: true });
+await build({
+  entryPoints: [path.join(ROOT, 'scripts/cli-snapshot.mjs')],
+  outfile: SNAPSHOT_CJS,
+  ...COMMON,
+  format: 'cjs',
+  plugins: [moduleUrlPlugin('globalThis.__p2mBase', true)],
+});
+{
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  const r = spawnSync(process.execPath, ['--snapshot-blob', SNAPSHOT_BLOB, '--build-snapshot', SNAPSHOT_CJS], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`startup snapshot: node --build-snapshot exited ${r.status}: ${r.stderr.trim()}`);
+  fs.writeFileSync(`${SNAPSHOT_BLOB}.node`, `${fs.realpathSync(process.execPath)}\n`);
 }
 
 // The help cache: commander's own output (the cache off), program and every command, at 80 columns (stdout is a
