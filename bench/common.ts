@@ -19,6 +19,8 @@ export const SEED = 1;
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url)); // dist/bench/common.js → repo root
 export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+/** The package's command (package.json "bin"): node from the startup snapshot when node accepts it, else CLI. */
+export const BIN = path.join(ROOT, 'bin', 'p2m-audit');
 
 export function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);

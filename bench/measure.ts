@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { log } from './common.js';
+import { BIN, CLI, log } from './common.js';
 import type { Options } from './options.js';
 
 export function median(xs: number[]): number {
@@ -56,6 +56,15 @@ export class Runner {
     private readonly tmp: string,
     private readonly hookUrl: string,
   ) {}
+
+  /**
+   * Run p2m-audit as a user does: the package's command (bin/p2m-audit: node from the startup snapshot,
+   * docs/bench-notes.md "Session 6"), or `node dist/src/cli.js` when the RSS hook needs a node child.
+   */
+  cli(args: string[], opts: { stdoutFile?: string; measureRss?: boolean; timeoutS?: number; env?: Record<string, string> } = {}): Promise<ChildResult> {
+    const hook = opts.measureRss !== false && this.rss === 'hook';
+    return hook ? this.run(process.execPath, [CLI, ...args], opts) : this.run(BIN, args, opts);
+  }
 
   /**
    * Run cmd args; stdout is captured unless `stdoutFile` is given (a path opened for writing, e.g.

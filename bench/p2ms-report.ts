@@ -74,7 +74,7 @@ export function reportP2ms(results: SizeResult[]): { text: string; goals: Goal[]
       r.error ? 'FAILED' : r.verdict ?? '-',
     ]),
   );
-  s += '\nAudit (child process: node dist/src/cli.js audit FILE --json --jobs N) vs cat FILE > /dev/null\n';
+  s += '\nAudit (child process: bin/p2m-audit audit FILE --json --jobs N: the package command) vs cat FILE > /dev/null\n';
   s += table(
     ['guest GiB', 'file MiB', 'cat s', 'audit j1 s', 'audit j2 s', 'audit/cat j1', 'audit/cat j2', 'j2 speed-up', 'peak RSS MiB'],
     results.map((r) => {

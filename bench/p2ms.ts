@@ -164,11 +164,11 @@ export async function benchSize(sizeGiB: number, opts: Options, runner: Runner, 
     log(`${sizeGiB} GiB: wrote ${res.frames} frames, ${f1(res.fileBytes / MiB)} MiB in ${f2(res.writeS)} s`);
 
     // 2./3. warm-up, then cat / j1 / j2 interleaved, median of reps
-    const auditArgs = (jobs: number): string[] => [CLI, 'audit', file, '--json', '--jobs', String(jobs)];
+    const auditArgs = (jobs: number): string[] => ['audit', file, '--json', '--jobs', String(jobs)];
     stage = 'audit runs';
     log(`${sizeGiB} GiB: warm-up (cat, audit --jobs 2)`);
     checkCat(await runner.run('cat', [file], { stdoutFile: '/dev/null', measureRss: false }), 'warm-up cat');
-    const warm = checkAudit(await runner.run(process.execPath, auditArgs(2)), 'warm-up audit --jobs 2');
+    const warm = checkAudit(await runner.cli(auditArgs(2)), 'warm-up audit --jobs 2');
     const reference = JSON.stringify(warm);
     res.verdict = String(warm['verdict']);
     const catS: number[] = [];
@@ -180,7 +180,7 @@ export async function benchSize(sizeGiB: number, opts: Options, runner: Runner, 
       checkCat(c, 'cat');
       catS.push(c.wallS);
       for (const j of JOBS) {
-        const r = await runner.run(process.execPath, auditArgs(j));
+        const r = await runner.cli(auditArgs(j));
         const parsed = checkAudit(r, `audit --jobs ${j}`);
         if (JSON.stringify(parsed) !== reference) throw new Error(`audit --jobs ${j} printed a different report than the warm-up run (--jobs 2)`);
         const a = audit[`j${j}`]!;

@@ -112,12 +112,12 @@ export async function measureSave(
   profileDir: string | null,
 ): Promise<{ figures: SaveFigures; profile: ProfileRun | null }> {
   const fileBytes = fs.statSync(file).size;
-  const auditArgs = [CLI, 'audit', file, '--system-map', mapFile, '--json', '--jobs', '2'];
+  const auditArgs = ['audit', file, '--system-map', mapFile, '--json', '--jobs', '2'];
   // a file larger than RAM cannot be warmed: its cat and audit runs read from disk (the cached % column says how much)
   const warmable = fileBytes < os.totalmem();
   log(`${label}: warm-up (${warmable ? 'cat, ' : ''}audit, parse)`);
   if (warmable) checkCat(await runner.run('cat', [file], { stdoutFile: '/dev/null', measureRss: false }), 'warm-up cat');
-  const warm = checkAudit(await runner.run(process.execPath, auditArgs), 'warm-up audit');
+  const warm = checkAudit(await runner.cli(auditArgs), 'warm-up audit');
   const reference = JSON.stringify(warm);
   checkParse(await runner.run(process.execPath, [parseScript, file], { measureRss: false }), 'warm-up parse');
   const cached = cachedBytes(file);
@@ -131,7 +131,7 @@ export async function measureSave(
     const c = await runner.run('cat', [file], { stdoutFile: '/dev/null', measureRss: false });
     checkCat(c, 'cat');
     cat.push(c.wallS);
-    const a = await runner.run(process.execPath, auditArgs);
+    const a = await runner.cli(auditArgs);
     if (JSON.stringify(checkAudit(a, 'audit')) !== reference) throw new Error('audit printed a different report than the warm-up run');
     audit.samplesS.push(a.wallS);
     audit.rssKiB.push(a.rssKiB);
@@ -167,7 +167,7 @@ export async function measureSave(
     }
     verify = { samplesS: samples, medianS: median(samples), reps };
   }
-  const profile = profileDir ? await profileChild(`audit --jobs 2 of ${label}`, auditArgs, runner, profileDir) : null;
+  const profile = profileDir ? await profileChild(`audit --jobs 2 of ${label}`, [CLI, ...auditArgs], runner, profileDir) : null;
   return {
     figures: {
       fileBytes,
@@ -223,7 +223,7 @@ export function saveRow(first: string[], f: SaveFigures | undefined, failed: boo
 export function saveLegend(reps: number): string {
   return (
     `children, warm-up run first (no warm-up cat for files larger than RAM), median of ${reps}. parse = openStream + close timed inside a child (MiB/s of file size), parse child = its wall time;\n` +
-    `audit = node dist/src/cli.js audit FILE --system-map MAP --json --jobs 2; cat = cat FILE > /dev/null; verify = Xen 4.17's verify-stream-v2 -f xl -i FILE\n` +
+    `audit = bin/p2m-audit (the package command) audit FILE --system-map MAP --json --jobs 2; cat = cat FILE > /dev/null; verify = Xen 4.17's verify-stream-v2 -f xl -i FILE\n` +
     `(python3, Debian xen-utils-4.17; once on files over ${f0(VERIFY_ALL_REPS_MAX_BYTES / GiB)} GiB); cached % = share of the file in the page cache after the warm-up (fincore)\n`
   );
 }
