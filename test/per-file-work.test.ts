@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { auditImage } from '../src/audit/audit-image.js';
 import { openImage } from '../src/formats/open-image.js';
 import { P2msImage } from '../src/formats/p2ms.js';
 import { SCENARIO_VERDICTS } from './helpers/scenario-verdicts.js';
@@ -26,6 +27,20 @@ describe('opening a .p2ms', () => {
     expect([opens.mock.calls.length, stats.mock.calls.length, reads.mock.calls.length, closes.mock.calls.length]).toEqual([1, 1, 2, 0]);
     img.close();
     expect(closes).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('auditing a .p2ms on this thread', () => {
+  it.each(NAMES)('%s: the leaf pages are read through the image\'s own descriptor (one open for the whole audit)', async (name) => {
+    const img = openImage(scenario(name));
+    const opens = vi.spyOn(fs, 'openSync');
+    try {
+      await auditImage(img, { jobs: 2 }); // a scenario guest is far below the size that starts workers
+      // (the first audit in the process also opens the wasm leaf kernel: only the image's path counts here)
+      expect(opens.mock.calls.filter((c) => c[0] === scenario(name))).toEqual([]);
+    } finally {
+      img.close();
+    }
   });
 });
 

@@ -311,7 +311,8 @@ function auditHere(tool: ToolstackView, guest: GuestView, opts: HereOptions, cla
  */
 export function auditOnThisThread(img: GuestImage, tool: ToolstackView, guest: GuestView, opts: HereOptions = {}): AuditRanges {
   if (!img.path) throw new Error('auditOnThisThread needs a file-backed image (path is empty); use auditInProcess');
-  return auditHere(tool, guest, opts, (plan, s, sink) => sink.addPacked(readShard(shardTask(img, plan, s))));
+  const fd = img.fileDescriptor?.();
+  return auditHere(tool, guest, opts, (plan, s, sink) => sink.addPacked(readShard(shardTask(img, plan, s), fd)));
 }
 
 /** Pages through GuestImage.readFrame, copied into own buffers (readFrame may reuse its scratch page). */

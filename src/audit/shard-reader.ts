@@ -113,10 +113,13 @@ function threadReaders(): { guest: BatchedPageReader; tool: BatchedPageReader; s
   return readers;
 }
 
-/** Read and classify one shard on the calling thread; the packed ranges (RangeSink.toPacked). */
-export function readShard(task: AuditTask): Float64Array {
+/**
+ * Read and classify one shard on the calling thread; the packed ranges (RangeSink.toPacked). `openFd`: the
+ * image's own descriptor when the caller has the image open (kept open), else the file is opened here.
+ */
+export function readShard(task: AuditTask, openFd?: number): Float64Array {
   const { guest: guestReader, tool: toolReader, source } = threadReaders();
-  const fd = fs.openSync(task.path, 'r');
+  const fd = openFd ?? fs.openSync(task.path, 'r');
   try {
     guestReader.reset(fd, task.gOffsets);
     toolReader.reset(fd, task.tOffsets);
@@ -136,6 +139,6 @@ export function readShard(task: AuditTask): Float64Array {
     );
     return sink.toPacked();
   } finally {
-    fs.closeSync(fd);
+    if (openFd === undefined) fs.closeSync(fd);
   }
 }

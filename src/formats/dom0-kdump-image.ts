@@ -41,6 +41,10 @@ export abstract class Dom0KdumpImage implements GuestImage {
   }
 
   abstract readFrame(frame: number): Buffer | null;
+  fileDescriptor(): number {
+    return this.file.descriptor;
+  }
+
   abstract frameOffset(frame: number): number;
   abstract frameCount(): number;
 

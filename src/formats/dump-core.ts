@@ -222,6 +222,10 @@ export class XcCoreImage implements GuestImage {
     return -1;
   }
 
+  fileDescriptor(): number {
+    return this.file.descriptor;
+  }
+
   frameOffset(frame: number): number {
     const k = this.pageIndex(frame);
     return k < 0 ? -1 : this.pagesOffset + k * PAGE_SIZE;

@@ -50,6 +50,8 @@ export interface FrameSource {
   readFrame(frame: number): Buffer | null;
   /** file offset of a frame's 4096 bytes, or -1 when absent (workers read frames by position) */
   frameOffset(frame: number): number;
+  /** the image file's open descriptor, when frameOffset's offsets are read from it (an audit on this thread reads the leaf pages through it instead of opening the file again) */
+  fileDescriptor?(): number;
   /** number of frames the image holds */
   frameCount(): number;
   close(): void;

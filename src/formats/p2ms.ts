@@ -198,6 +198,10 @@ export class P2msImage implements GuestImage {
     return k;
   }
 
+  fileDescriptor(): number {
+    return this.file.descriptor;
+  }
+
   frameOffset(frame: number): number {
     const k = this.find(frame);
     if (k < 0) return -1;

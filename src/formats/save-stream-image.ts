@@ -99,6 +99,10 @@ export class StreamImage implements GuestImage {
     this.index.forEachRun(fn);
   }
 
+  fileDescriptor(): number {
+    return this.file.descriptor;
+  }
+
   frameOffset(pfn: number): number {
     const loc = this.index.loc(pfn);
     return loc >= 0 ? loc : -1;
