@@ -89,7 +89,11 @@ describe('bin/p2m-audit falls back to dist/src/cli.js', () => {
   const otherNode = copy('other-node', (d) => fs.writeFileSync(path.join(d, 'cli.blob.node'), '/opt/another/node\n'));
   const olderBlob = copy('older-blob', (d) => fs.utimesSync(path.join(d, 'cli.blob'), new Date(0), new Date(0)));
   const noBlob = copy('no-blob', (d) => fs.rmSync(path.join(d, 'cli.blob.node')));
-  const tscAfter = copy('tsc-after', (d) => fs.utimesSync(path.join(d, 'cli.js'), new Date(), new Date(Date.now() + 60_000)));
+  // cli.js a minute newer than the blob, from the blob's own time (no clock read)
+  const tscAfter = copy('tsc-after', (d) => {
+    const blob = fs.statSync(path.join(d, 'cli.blob'));
+    fs.utimesSync(path.join(d, 'cli.js'), blob.atime, new Date(blob.mtimeMs + 60_000));
+  });
 
   it.each([
     ['NODE_OPTIONS set (V8 flags change the blob; source maps)', launcher, { NODE_OPTIONS: '--enable-source-maps' }],

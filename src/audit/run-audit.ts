@@ -11,7 +11,7 @@ import type { Piscina } from 'piscina';
 import type { GuestImage } from '../formats/guest-image.js';
 import { P2M_PER_PAGE, PAGE_SIZE } from '../xen/abi.js';
 import { classifyShard, RangeSink, type LeafPageSource } from './compare-leaf.js';
-import { GuestLeaf, type GuestView, type ToolstackView } from '../views/p2m-leaves.js';
+import { GuestLeaf, guestLeafCount, kindAt, type GuestView, type ToolstackView } from '../views/p2m-leaves.js';
 import { PfnClass, ToolLeaf, type ClassRange, type PfnClassCode } from './pfn-class.js';
 import { planShards, type Shard } from './shard-plan.js';
 import { readShard, type AuditTask } from './shard-reader.js';
@@ -86,7 +86,7 @@ export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
   if (guest.limitPfn % P2M_PER_PAGE !== 0) {
     throw new Error(`guest view: limitPfn ${guest.limitPfn} is not a multiple of ${P2M_PER_PAGE}`);
   }
-  const gLeaves = guest.limitPfn / P2M_PER_PAGE;
+  const gLeaves = guestLeafCount(guest);
   // the guest's leaves in three stretches: the arrays [0, gArr), the view's tail [gArr, gLeaves), beyond
   const gArr = Math.min(guest.kinds.length, gLeaves);
   const viewTailKind = guest.tail ? guest.tail.kind : GuestLeaf.PAGE; // (no tail: gArr = gLeaves)
@@ -94,10 +94,9 @@ export function planLeaves(tool: ToolstackView, guest: GuestView): LeafPlan {
   const tLeaves = walkOk ? tool.leafFrames.length : 0;
   const leaves = Math.max(gLeaves, tLeaves);
   const beyondKind = guest.beyond === 'identity' ? GuestLeaf.IDENTITY : GuestLeaf.MISSING;
-  const kindAt = (k: number): number => (k < gArr ? guest.kinds[k]! : k < gLeaves ? viewTailKind : beyondKind);
   // the plan's uniform tail: shared identity/missing leaves past the toolstack's last leaf, all of one kind
   let active = leaves;
-  const tailKind = leaves > 0 ? kindAt(leaves - 1) : GuestLeaf.PAGE;
+  const tailKind = leaves > 0 ? kindAt(guest, leaves - 1) : GuestLeaf.PAGE;
   if (tailKind !== GuestLeaf.PAGE) {
     // each stretch from the end: past the guest's leaves every kind is beyondKind, in its tail viewTailKind
     if (active > gLeaves && beyondKind === tailKind) active = Math.max(gLeaves, tLeaves);

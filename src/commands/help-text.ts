@@ -2,7 +2,8 @@
 // accept, each command's examples and exit codes, and one "p2m-audit: " prefix for commander's own errors.
 // Loads nothing but commander, so --help stays cheap (docs/bench-notes.md "Cold start"); the codes repeat
 // audit/verdict.ts's EXIT_* constants, and test/help-messages.test.ts checks them against it.
-import { type Command, InvalidArgumentError } from 'commander';
+import os from 'node:os';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 
 /** The prefix of every error line p2m-audit prints (src/cli.ts, src/commands/*). */
 export const ERROR_PREFIX = 'p2m-audit: ';
@@ -16,6 +17,11 @@ export function parseJobs(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < JOBS_MIN || n > JOBS_MAX) throw new InvalidArgumentError(`expected a whole number of worker threads from ${JOBS_MIN} to ${JOBS_MAX}`);
   return n;
+}
+
+/** The --jobs option of a command that starts worker threads: `what` ends its help line; default: one per CPU. */
+export function jobsOption(what: string): Option {
+  return new Option('--jobs <n>', what).argParser(parseJobs).default(Math.max(1, os.availableParallelism()));
 }
 
 /** --seed: a 32-bit unsigned seed. */

@@ -2,7 +2,6 @@
 // Each command's module (src/commands/*) is imported only when that command runs, so `audit` does not pay
 // for loading the emulator, the writers or the scanner. Loaded by the entry (src/cli.ts) only when the
 // answer is not cached (`--version`, `--help`: commands/cached-help.ts).
-import os from 'node:os';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { InputError } from '../common/errors.js';
 import { ioCause } from '../formats/output-file.js';
@@ -14,7 +13,7 @@ import type { AuditDomainOptions } from './live.js';
 import type { SweepOpts } from './sweep.js';
 import type { MfndumpView } from '../report/mfndump.js';
 import { addFleetCommand } from './fleet.js';
-import { addCommandHelp, DOM0_MEM_DEFAULT_TEXT, JOBS_RANGE_TEXT, outputError, parseJobs, parseSeed, SEED_RANGE_TEXT } from './help-text.js';
+import { addCommandHelp, DOM0_MEM_DEFAULT_TEXT, jobsOption, JOBS_RANGE_TEXT, outputError, parseSeed, SEED_RANGE_TEXT } from './help-text.js';
 
 /** Exit code for a bad option, input or output (audit/verdict.ts EXIT_INPUT_ERROR; repeated so --help loads nothing). */
 const EXIT_INPUT_ERROR = 2;
@@ -92,7 +91,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--force', 'replace an existing output file (and its FILE.map); never an input, a device or a FIFO')
     .option('--audit', 'audit the emulated guest at once (exit code as for audit)')
     .option('--json', 'JSON output')
-    .option('--jobs <n>', `worker threads for --audit (${JOBS_RANGE_TEXT})`, parseJobs, Math.max(1, os.availableParallelism()))
+    .addOption(jobsOption(`worker threads for --audit (${JOBS_RANGE_TEXT})`))
     .action(async (o: EmulateOpts) => {
       const { cmdEmulate } = await import('./emulate.js');
       process.exitCode = await cmdEmulate(o);
@@ -102,7 +101,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .command('audit [file]')
     .description('compare the toolstack view (as save/restore walks it) with the guest\'s own p2m, page by page, and classify every difference')
     .option('--json', 'JSON output (schema p2m-audit/audit@1, see docs/json-report.md)')
-    .option('--jobs <n>', `worker threads, ${JOBS_RANGE_TEXT} (guests up to 512 GiB are audited on the main thread: starting workers would cost more)`, parseJobs, Math.max(1, os.availableParallelism()))
+    .addOption(jobsOption(`worker threads, ${JOBS_RANGE_TEXT} (guests up to 512 GiB are audited on the main thread: starting workers would cost more)`))
     .addOption(new Option('--method <m>', 'force the toolstack walk: tree (frame list, as crash and Xen < 4.7) or list (linear p2m)').choices(['tree', 'list']))
     .option('--system-map <file>', `kernel symbols (System.map or /proc/kallsyms, plain or .gz) for images that carry none (default: FILE.map beside the image; ${textCap('system-map')})`)
     .option('--svg <file>', "also draw the pfn space (e820 regions, guest classes, remapped holes, the toolstack bound, fatal ranges) as an SVG picture ('-': the picture on stdout, the report on stderr)")
@@ -173,7 +172,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .command('scan [paths...]')
     .description('audit every image under the given files, directories and globs (detected by content; others are skipped), on one shared worker pool')
     .option('--json', 'JSON lines: one per file (schema p2m-audit/scan@1), then a summary line (docs/scan.md)')
-    .option('--jobs <n>', `worker threads shared by all files (${JOBS_RANGE_TEXT})`, parseJobs, Math.max(1, os.availableParallelism()))
+    .addOption(jobsOption(`worker threads shared by all files (${JOBS_RANGE_TEXT})`))
     .option('--out <file>', "append each result to this JSON-lines log as it completes (flushed per line); never one of the scanned files, never '-' (use --json)")
     .option('--resume', 'skip files already in the --out log (same path, size and mtime)')
     .option('--system-map <file>', `kernel symbols (System.map or /proc/kallsyms, plain or .gz) for save and dump-core files that have no FILE.map beside them (a file, read by every worker: not '-'; at most ${TEXT_INPUT_LIMITS['system-map'].maxBytes / MIB} MiB)`)
@@ -212,7 +211,7 @@ Example (the OVM/UEK 3.8.13 dom0 case):
     .option('--kconfig <file>', `the kernel's .config for every profile (${textCap('kconfig')})`)
     .addOption(new Option('--config <SYMBOL=VALUE>', 'one kernel config symbol (repeatable)').argParser(collectConfig).default({}, 'none'))
     .option('--seed <n>', `seed for machine-frame assignment (${SEED_RANGE_TEXT})`, parseSeed, 1)
-    .option('--jobs <n>', `worker threads (${JOBS_RANGE_TEXT})`, parseJobs, Math.max(1, os.availableParallelism()))
+    .addOption(jobsOption(`worker threads (${JOBS_RANGE_TEXT})`))
     .option('--json', 'JSON output (schema p2m-audit/sweep@1)')
     .option('--csv', 'CSV output, one line per combination')
     .option('--svg <file>', "also draw the matrix as an SVG picture ('-': the picture on stdout, the matrix on stderr)")
