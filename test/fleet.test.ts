@@ -286,9 +286,12 @@ describe('faults', () => {
     await runSubmit(conn, [dir], { name: 'k' });
     // worker A hangs on the victim (test hook: first attempt only), so it is surely mid-job when killed
     const a = startWorker('kill', FAST_LOCKS, { P2M_AUDIT_FLEET_FAULT: `hang:${path.basename(victim)}` });
-    await until('the victim is running', async () => {
+    // … and A has printed the line of every file it finished before (Redis hands A the victim in the same call
+    // that records the previous job done; the 'completed' line follows on A's event loop)
+    await until('the victim is running, earlier files printed', async () => {
       const r = await readRun(conn, 'k');
-      return r.views.find((v) => v.member.resolved === victim)!.state === 'running' ? true : null;
+      const running = r.views.find((v) => v.member.resolved === victim)!.state === 'running';
+      return running && fileLines(a).length === r.views.filter((v) => v.state === 'done').length ? true : null;
     });
     a.proc.kill('SIGKILL');
     expect((await a.exited).signal).toBe('SIGKILL');
